@@ -6,7 +6,8 @@ from medobs import catalog
 from medobs.catalog import ALL, Metric, lookup, names_in
 
 NAME = re.compile(r"^[a-zA-Z_:][a-zA-Z0-9_:]*$")
-OWN_SOURCES = {"medobs-gpu", "medobs-queue", "medobs-inference", "medobs-backup", "medobs-slo"}
+OWN_SOURCES = {"medobs-gpu", "medobs-queue", "medobs-inference", "medobs-backup"}
+RECORDING_RULE = re.compile(r"^[a-z_]+:[a-z_]+:[a-z0-9_]+$")
 UNIT_SUFFIX = {
     "seconds": "_seconds", "bytes": "_bytes", "ratio": "_ratio", "celsius": "_celsius",
     "watts": "_watts", "joules": "_joules", "hertz": "_hertz",
@@ -40,6 +41,13 @@ def test_own_metrics_follow_prometheus_naming(entry: Metric):
         if entry.unit == unit:
             stem = entry.name.removesuffix("_total").removesuffix("_per_second")
             assert stem.endswith(suffix), f"{entry.name} is in {unit} but not named *{suffix}"
+
+
+def test_slo_recording_rules_follow_the_level_metric_operations_convention():
+    recorded = [m for m in ALL.values() if m.source == "medobs-slo"]
+    assert recorded
+    for entry in recorded:
+        assert RECORDING_RULE.match(entry.name), entry.name
 
 
 def test_every_exporter_declares_its_health_metrics():

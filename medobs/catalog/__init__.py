@@ -189,6 +189,7 @@ def _load_domains() -> None:
         postgres,
         queue,
         redis,
+        slo,
         tfserving,
     )
 
