@@ -1,0 +1,1 @@
+"""The platform simulator: the metric shapes and real traffic of the platform, without the platform."""

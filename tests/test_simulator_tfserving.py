@@ -1,0 +1,114 @@
+"""The simulated TF Serving answers and counts the way TF Serving 2.10 does."""
+
+import json
+
+import pytest
+import requests
+from prometheus_client.parser import text_string_to_metric_families
+
+from medobs.catalog import tfserving as tf
+from medobs.simulator.tfserving import MODEL, TFServing
+
+IMAGE = [[[0.5, 0.5, 0.5]] * 4] * 4  # a tiny image tensor; the simulator does not look at pixels
+
+
+@pytest.fixture
+def sim():
+    server = TFServing(seed=7, base_latency=0.001, per_instance_latency=0.0005, request_deadline=0.3)
+    http = server.start(("127.0.0.1", 0))
+    yield server, f"http://127.0.0.1:{http.server_address[1]}"
+    http.shutdown()
+
+
+def families(url):
+    text = requests.get(f"{url}/monitoring/prometheus/metrics", timeout=5).text
+    return {f.name: f for f in text_string_to_metric_families(text)}, text
+
+
+def predict(url, instances=(IMAGE,), model=MODEL):
+    return requests.post(f"{url}/v1/models/{model}:predict", json={"instances": list(instances)}, timeout=5)
+
+
+def test_model_status_as_tf_serving_writes_it(sim):
+    server, url = sim
+    assert requests.get(f"{url}/v1/models/{MODEL}", timeout=5).json() == {
+        "model_version_status": [
+            {"version": "1", "state": "AVAILABLE", "status": {"error_code": "OK", "error_message": ""}}
+        ]
+    }
+    missing = requests.get(f"{url}/v1/models/other", timeout=5)
+    assert missing.status_code == 404
+    assert missing.json() == {"error": "Could not find any versions of model other"}
+    server.faults.model_state, server.faults.error_code = "END", "UNKNOWN"
+    status = requests.get(f"{url}/v1/models/{MODEL}/versions/1", timeout=5).json()["model_version_status"][0]
+    assert status["state"] == "END" and status["status"]["error_code"] == "UNKNOWN"
+    assert status["status"]["error_message"].startswith("Failed to load servable")
+    server.faults.model_state = None
+    assert requests.get(f"{url}/v1/models/{MODEL}", timeout=5).status_code == 404
+
+
+def test_predict_returns_one_prediction_per_instance(sim):
+    _, url = sim
+    answer = predict(url, [IMAGE, IMAGE, IMAGE])
+    assert answer.status_code == 200
+    predictions = answer.json()["predictions"]
+    assert len(predictions) == 3
+    assert all(sum(p) == pytest.approx(1, abs=1e-4) for p in predictions)
+
+
+def test_predict_errors_as_tf_serving_reports_them(sim):
+    server, url = sim
+    bad = requests.post(f"{url}/v1/models/{MODEL}:predict", data=b"{not json", timeout=5)
+    assert bad.status_code == 400 and "JSON Parse error" in bad.json()["error"]
+    server.faults.model_state = "LOADING"
+    unavailable = predict(url)
+    assert unavailable.status_code == 404
+    assert unavailable.json() == {"error": f"Servable not found for request: Latest({MODEL})"}
+    server.faults.model_state, server.faults.error_ratio = "AVAILABLE", 1.0
+    assert predict(url).status_code == 500
+    server.faults.error_ratio, server.faults.timeout_ratio = 0.0, 1.0
+    assert predict(url).status_code == 504
+
+
+def test_metrics_follow_tf_serving_exposition(sim):
+    server, url = sim
+    found, text = families(url)
+    assert "# HELP" not in text
+    assert found[tf.REQUEST_LATENCY.name].samples == []  # TYPE line only before the first request
+    for _ in range(3):
+        predict(url)
+    server.faults.error_ratio = 1.0
+    predict(url)
+    found, text = families(url)
+    counts = {s.labels["status"]: s.value for s in found[tf.REQUEST_COUNT.name].samples}
+    assert counts == {"OK": 3, "INTERNAL": 1}
+    latency = found[tf.REQUEST_LATENCY.name].samples
+    bounds = [s.labels["le"] for s in latency if s.name.endswith("_bucket")]
+    assert bounds[:4] == ["10", "18", "32.4", "58.32"] and bounds[-1] == "+Inf" and len(bounds) == 34
+    assert [float(b) for b in bounds[:-1]] == pytest.approx(tf.LATENCY_BUCKETS_US, rel=1e-5)
+    count = next(s.value for s in latency if s.name.endswith("_count"))
+    assert count == 3  # latency only for requests that succeeded
+    labels = next(s.labels for s in latency if s.name.endswith("_count"))
+    assert labels == {"model_name": MODEL, "API": "predict", "entrypoint": "REST"}
+    assert f"{tf.BATCH_WRAPPED_RUN_COUNT}{{}} 3" in text
+
+
+def test_latency_lands_in_the_right_bucket(sim):
+    server, url = sim
+    server.faults.extra_latency = 0.2
+    predict(url)
+    found, _ = families(url)
+    buckets = {s.labels["le"]: s.value for s in found[tf.RUNTIME_LATENCY.name].samples if s.name.endswith("_bucket")}
+    # about 0.2015 s = 201500 us: above the bound 121440 (10*1.8^16), below 218591 (10*1.8^17)
+    assert buckets["121440"] == 0 and buckets["218591"] == 1
+
+
+def test_monitoring_off_answers_404():
+    server = TFServing(monitoring=False)
+    http = server.start(("127.0.0.1", 0))
+    try:
+        url = f"http://127.0.0.1:{http.server_address[1]}"
+        assert requests.get(f"{url}/monitoring/prometheus/metrics", timeout=5).status_code == 404
+        assert json.loads(requests.get(f"{url}/v1/models/{MODEL}", timeout=5).text)["model_version_status"]
+    finally:
+        http.shutdown()
