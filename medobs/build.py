@@ -11,14 +11,14 @@ import argparse
 from collections.abc import Callable
 from pathlib import Path
 
-from medobs import REPO_ROOT, UserError, scrape
+from medobs import REPO_ROOT, UserError, postgres_queries, scrape
 
 Generator = Callable[[], dict[str, str]]
 
 
 def generators() -> list[Generator]:
     """Every producer of build/ files, in a fixed order."""
-    return [scrape.build_files]
+    return [scrape.build_files, postgres_queries.build_files]
 
 
 def generate() -> dict[str, str]:

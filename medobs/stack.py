@@ -88,10 +88,40 @@ def _prometheus_argv(stack: Stack) -> list[str]:
     ]
 
 
+def _postgres_exporter_argv(stack: Stack) -> list[str]:
+    return [
+        "prometheus-postgres-exporter",
+        f"--web.listen-address=127.0.0.1:{stack.port('postgresql')}",
+        f"--extend.query-path={stack.build_dir / 'postgres-exporter' / 'queries.yaml'}",
+    ]
+
+
+def _postgres_exporter_env(stack: Stack) -> dict[str, str]:
+    # The DSN carries no password: postgres_exporter's libpq reads PGPASSWORD from the environment.
+    return {"DATA_SOURCE_NAME": os.environ.get("MEDOBS_POSTGRES_DSN", "postgresql://postgres@127.0.0.1:5432/postgres?sslmode=disable")}
+
+
+def _redis_exporter_argv(stack: Stack) -> list[str]:
+    # REDIS_PASSWORD, if set, is read from the environment by the exporter itself.
+    return [
+        "prometheus-redis-exporter",
+        "-web.listen-address", f"127.0.0.1:{stack.port('redis')}",
+        "-redis.addr", os.environ.get("MEDOBS_REDIS_ADDR", "redis://127.0.0.1:6379"),
+    ]
+
+
 COMPONENTS: tuple[Component, ...] = (
     Component(
         "prometheus", "prometheus", "prometheus", "apt install prometheus",
         _prometheus_argv, ready_path="/-/ready",
+    ),
+    Component(
+        "postgres-exporter", "postgresql", "prometheus-postgres-exporter",
+        "apt install prometheus-postgres-exporter", _postgres_exporter_argv, env=_postgres_exporter_env,
+    ),
+    Component(
+        "redis-exporter", "redis", "prometheus-redis-exporter", "apt install prometheus-redis-exporter",
+        _redis_exporter_argv,
     ),
 )
 

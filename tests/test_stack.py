@@ -1,5 +1,6 @@
 """The native stack: starts real Prometheus on loopback, no duplicates, clean stop, clear errors."""
 
+import json
 import os
 import socket
 
@@ -7,7 +8,7 @@ import psutil
 import pytest
 import requests
 
-from medobs import scrape
+from medobs import scrape, stack
 
 from .conftest import medobs, require_binary
 
@@ -22,12 +23,15 @@ def stack_args(tmp_path):
     medobs(*args, "down")
 
 
-def our_processes(state_dir) -> list[psutil.Process]:
-    found = []
-    for process in psutil.process_iter(["cmdline"]):
-        if any(str(state_dir) in part for part in process.info["cmdline"] or []):
-            found.append(process)
-    return found
+def recorded_processes(state_dir) -> list[psutil.Process]:
+    """The processes `up` recorded (pid files), if they still run."""
+    alive = []
+    for record in (state_dir / "pids").glob("*.json"):
+        try:
+            alive.append(psutil.Process(json.loads(record.read_text())["pid"]))
+        except psutil.NoSuchProcess:
+            pass
+    return alive
 
 
 def test_up_lists_every_job_then_down_leaves_nothing(stack_args, tmp_path):
@@ -41,15 +45,17 @@ def test_up_lists_every_job_then_down_leaves_nothing(stack_args, tmp_path):
     config = requests.get(f"{prometheus}/api/v1/status/config", timeout=5).json()["data"]["yaml"]
     assert "scrape_interval: 15s" in config
 
+    started = recorded_processes(tmp_path / "state")
+    assert len(started) == len(stack.COMPONENTS)
     again = medobs(*stack_args, "up", check=True)
-    assert "already running" in again.stdout
-    assert len(our_processes(tmp_path / "state")) == 1
+    assert again.stdout.count("already running") == len(stack.COMPONENTS)
+    assert sorted(p.pid for p in recorded_processes(tmp_path / "state")) == sorted(p.pid for p in started)
 
     status = medobs(*stack_args, "status", check=True)
     assert "running" in status.stdout and "api-gateway" in status.stdout
 
     medobs(*stack_args, "down", check=True)
-    assert our_processes(tmp_path / "state") == []
+    assert not any(p.is_running() and p.status() != psutil.STATUS_ZOMBIE for p in started)
     assert medobs(*stack_args, "status").returncode == 1
 
 
