@@ -258,14 +258,25 @@ def targets(stack: Stack) -> list[dict[str, str]]:
     ]
 
 
-def wait_for_targets(stack: Stack, timeout: float = 30.0) -> list[dict[str, str]]:
-    """Wait until Prometheus has discovered every configured job; returns the targets."""
+def wait_for_targets(stack: Stack, timeout: float) -> list[dict[str, str]]:
+    """Wait until Prometheus has scraped every job the stack runs a component for successfully.
+
+    Returns the targets; raises UserError naming those still down after ``timeout`` seconds.
+    """
+    expected = {comp.job for comp in COMPONENTS}
     deadline = time.monotonic() + timeout
     while True:
         found = targets(stack)
-        if {t["job"] for t in found} >= set(scrape.JOB_NAMES) or time.monotonic() > deadline:
+        healthy = {t["job"] for t in found if t["health"] == "up"}
+        if expected <= healthy:
             return found
-        time.sleep(0.25)
+        if time.monotonic() > deadline:
+            _print_targets(found)
+            raise UserError(
+                f"targets still down after {timeout:.0f}s: {', '.join(sorted(expected - healthy))}; "
+                "see `medobs stack logs`"
+            )
+        time.sleep(0.5)
 
 
 def _print_table(rows: list[list[str]]) -> None:
@@ -287,8 +298,9 @@ def cmd_up(args: argparse.Namespace) -> int:
         process, fresh = start(stack, comp)
         print(f"{comp.name:<20} {'started' if fresh else 'already running'} (pid {process.pid})")
         wait_ready(stack, comp, process)
-    print()
-    _print_targets(wait_for_targets(stack))
+    if args.wait:
+        print(f"\nwaiting up to {args.wait:.0f}s for Prometheus to scrape every component ...")
+        _print_targets(wait_for_targets(stack, args.wait))
     print(f"\nPrometheus   {stack.url('prometheus')}\nstate folder {stack.state_dir}")
     return 0
 
@@ -358,9 +370,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="add N to every loopback port, to run beside another stack (default: 0)",
     )
     commands = parser.add_subparsers(dest="stack_command", required=True, metavar="COMMAND")
-    commands.add_parser("up", help="start every component (again: starts only what is not running)").set_defaults(
-        handler=cmd_up
+    up = commands.add_parser("up", help="start every component (again: starts only what is not running)")
+    up.add_argument(
+        "--wait", type=float, default=60.0, metavar="SECONDS",
+        help="wait until Prometheus scrapes every component successfully (0: do not wait; default: %(default)s)",
     )
+    up.set_defaults(handler=cmd_up)
     commands.add_parser("down", help="stop what `up` started").set_defaults(handler=cmd_down)
     commands.add_parser("status", help="each component and each Prometheus target's health").set_defaults(
         handler=cmd_status
