@@ -13,8 +13,29 @@ INFO = metric(
     labels=_GPU + ("model", "driver_version", "cuda_version", "pci_bus_id", "hostname"),
 )
 LOST = metric(
-    "medobs_gpu_lost", "gauge", "1 when NVML reports the GPU lost (fallen off the bus), else 0.",
-    source=SOURCE, labels=_GPU,
+    "medobs_gpu_lost", "gauge",
+    "1 when NVML reports the GPU lost (fallen off the bus) or needing a reset, with the reason; else 0.",
+    source=SOURCE, labels=_GPU + ("reason",),
+)
+NVML_UNAVAILABLE = metric(
+    "medobs_gpu_nvml_unavailable", "gauge",
+    "1 while NVML cannot be used, with the reason (library_not_found, driver_not_loaded, no_permission ...).",
+    source=SOURCE, labels=("reason",),
+)
+FIELD_ERRORS = metric(
+    "medobs_gpu_field_errors_total", "counter",
+    "NVML reads that failed (other than 'not supported', which is skipped), by field and reason.",
+    source=SOURCE, labels=("field", "reason"),
+)
+BACKGROUND_AGE = metric(
+    "medobs_gpu_background_age_seconds", "gauge",
+    "Seconds since a background task (pcie, pods) last refreshed its cached values.",
+    source=SOURCE, labels=("task",), unit="seconds",
+)
+BACKGROUND_ERRORS = metric(
+    "medobs_gpu_background_errors_total", "counter",
+    "Failed runs of a background task (pcie, pods, xid), by kind of error.",
+    source=SOURCE, labels=("task", "kind"),
 )
 UTILIZATION = metric(
     "medobs_gpu_utilization_ratio", "gauge", "Share of time a kernel ran on the GPU (0..1).",
@@ -178,6 +199,18 @@ DCGM_TOTAL_ENERGY = metric(
 )
 DCGM_PCIE_REPLAY = metric(
     "DCGM_FI_DEV_PCIE_REPLAY_COUNTER", "counter", "Total number of PCIe retries.",
+    source="dcgm-exporter", labels=_DCGM,
+)
+DCGM_CORRECTABLE_REMAPPED_ROWS = metric(
+    "DCGM_FI_DEV_CORRECTABLE_REMAPPED_ROWS", "counter", "Number of remapped rows for correctable errors",
+    source="dcgm-exporter", labels=_DCGM,
+)
+DCGM_UNCORRECTABLE_REMAPPED_ROWS = metric(
+    "DCGM_FI_DEV_UNCORRECTABLE_REMAPPED_ROWS", "counter", "Number of remapped rows for uncorrectable errors",
+    source="dcgm-exporter", labels=_DCGM,
+)
+DCGM_ROW_REMAP_FAILURE = metric(
+    "DCGM_FI_DEV_ROW_REMAP_FAILURE", "gauge", "Whether remapping of rows has failed",
     source="dcgm-exporter", labels=_DCGM,
 )
 DCGM_XID_ERRORS = metric(

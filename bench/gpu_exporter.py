@@ -1,0 +1,140 @@
+"""Benchmark of the GPU exporter on the fake NVML: collection cost per scrape and the exporter's RSS.
+
+Each configuration runs the exporter in its own process (so its RSS is the exporter's alone),
+scraped over HTTP like Prometheus does; the collection time is the exporter's own
+``medobs_gpu_scrape_duration_seconds`` after each scrape. Side by side, in the same run: what
+one scrape would cost if PCIe throughput (about 20 ms a read) were read in the scrape path.
+
+    .venv/bin/python bench/gpu_exporter.py [--scrapes 300]
+
+Targets (issue 5): under 5 ms of collection per scrape for 8 GPUs, RSS under 50 MB.
+The fake NVML costs less than the real library per call; bench/gpu_smoke.sh times the real one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+TARGET_COLLECTION_MS = 5.0
+TARGET_RSS_MB = 50.0
+
+
+def serve(port: int, gpus: int, dcgm: bool) -> None:
+    """The child: an exporter on the fake NVML, as `medobs exporter gpu` runs it."""
+    from medobs.exporters.base import serve as serve_http
+    from medobs.exporters.gpu.collector import GpuExporter, GpuOptions
+    from tests.fake_pynvml import FakeGpu, FakeNVML
+
+    options = GpuOptions(
+        hostname="bench-node", dcgm_compatible=dcgm,
+        pod_resources_socket=os.path.join(tempfile.gettempdir(), "medobs-bench-no-kubelet.sock"),
+    )
+    exporter = GpuExporter(FakeNVML([FakeGpu(index=i) for i in range(gpus)]), options)
+    exporter.start()
+    try:
+        serve_http(exporter, ("127.0.0.1", port), extra=[exporter.status])
+    finally:
+        exporter.stop()
+
+
+def measure(gpus: int, dcgm: bool, scrapes: int) -> dict[str, float]:
+    import psutil
+    import requests
+
+    from tests.conftest import free_port
+
+    port = free_port()
+    args = [sys.executable, __file__, "--serve", str(port), "--gpus", str(gpus)] + (["--dcgm"] if dcgm else [])
+    child = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}/metrics"
+    try:
+        for _ in range(100):
+            try:
+                requests.get(url, timeout=2)
+                break
+            except requests.ConnectionError:
+                time.sleep(0.1)
+        collection, http = [], []
+        with requests.Session() as session:
+            for _ in range(scrapes):
+                started = time.perf_counter()
+                text = session.get(url, timeout=5).text
+                http.append(time.perf_counter() - started)
+                line = next(line for line in text.splitlines() if line.startswith("medobs_gpu_scrape_duration_seconds "))
+                collection.append(float(line.split()[1]))
+        rss = psutil.Process(child.pid).memory_info().rss
+    finally:
+        child.terminate()
+        child.wait(timeout=10)
+    collection.sort()
+    return {
+        "collection_ms": statistics.median(collection) * 1000,
+        "collection_p95_ms": collection[int(len(collection) * 0.95) - 1] * 1000,
+        "http_ms": statistics.median(http) * 1000,
+        "rss_mb": rss / 1e6,
+    }
+
+
+def inline_pcie_ms(gpus: int) -> float:
+    """One scrape's PCIe reads if they were made in the scrape path (2 reads a GPU)."""
+    from tests.fake_pynvml import FakeGpu, FakeNVML
+
+    nvml = FakeNVML([FakeGpu(index=i) for i in range(gpus)])
+    nvml.nvmlInit()
+    handles = [nvml.nvmlDeviceGetHandleByIndex(i) for i in range(gpus)]
+    started = time.perf_counter()
+    for handle in handles:
+        nvml.nvmlDeviceGetPcieThroughput(handle, nvml.NVML_PCIE_UTIL_TX_BYTES)
+        nvml.nvmlDeviceGetPcieThroughput(handle, nvml.NVML_PCIE_UTIL_RX_BYTES)
+    return (time.perf_counter() - started) * 1000
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--scrapes", type=int, default=300)
+    parser.add_argument("--serve", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--gpus", type=int, default=8, help=argparse.SUPPRESS)
+    parser.add_argument("--dcgm", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.serve:
+        serve(args.serve, args.gpus, args.dcgm)
+        return 0
+
+    print(f"GPU exporter on the fake NVML, {args.scrapes} HTTP scrapes per configuration, one process each")
+    print(f"{'configuration':<28}{'collection ms (median / p95)':>30}{'HTTP scrape ms':>16}{'RSS MB':>9}")
+    results = {}
+    for label, gpus, dcgm in (("1 GPU", 1, False), ("8 GPUs", 8, False), ("8 GPUs --dcgm-compatible", 8, True)):
+        result = results[label] = measure(gpus, dcgm, args.scrapes)
+        print(
+            f"{label:<28}{result['collection_ms']:>19.2f} / {result['collection_p95_ms']:<8.2f}"
+            f"{result['http_ms']:>16.2f}{result['rss_mb']:>9.1f}"
+        )
+    eight, dcgm = results["8 GPUs"], results["8 GPUs --dcgm-compatible"]
+    inline = inline_pcie_ms(8)
+    print()
+    print(f"8 GPUs / 1 GPU collection: {eight['collection_ms'] / results['1 GPU']['collection_ms']:.1f}x")
+    print(f"--dcgm-compatible / plain collection: {dcgm['collection_ms'] / eight['collection_ms']:.2f}x")
+    print(f"PCIe read in the scrape path instead (8 GPUs x 2 reads): {inline:.0f} ms, "
+          f"{inline / eight['collection_ms']:.0f}x the whole collection with the background sampler")
+    worst_collection = max(eight["collection_ms"], dcgm["collection_ms"])
+    worst_rss = max(result["rss_mb"] for result in results.values())
+    print(f"target collection < {TARGET_COLLECTION_MS:g} ms for 8 GPUs: {worst_collection:.2f} ms = "
+          f"{worst_collection / TARGET_COLLECTION_MS:.2f} of the target")
+    print(f"target RSS < {TARGET_RSS_MB:g} MB: {worst_rss:.1f} MB = {worst_rss / TARGET_RSS_MB:.2f} of the target")
+    met = worst_collection < TARGET_COLLECTION_MS and worst_rss < TARGET_RSS_MB
+    print("targets met" if met else "TARGETS MISSED")
+    return 0 if met else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

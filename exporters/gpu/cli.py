@@ -1,0 +1,94 @@
+"""``medobs exporter gpu``: the command line of the NVML GPU exporter."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+
+from medobs.exporters.base import add_server_arguments, serve
+from medobs.exporters.gpu.podresources import DEFAULT_SOCKET
+
+DEFAULT_PORT = 9400
+
+
+def _seconds(value: str, allow_zero: bool) -> float:
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = -1.0
+    if seconds < 0 or (seconds == 0 and not allow_zero):
+        raise argparse.ArgumentTypeError(f"{value!r} is not a number of seconds ({'0' if allow_zero else 'above 0'} or more)")
+    return seconds
+
+
+def _interval(value: str) -> float:
+    return _seconds(value, allow_zero=False)
+
+
+def _interval_or_off(value: str) -> float:
+    return _seconds(value, allow_zero=True)
+
+
+def add_parser(exporters: argparse._SubParsersAction) -> None:
+    parser = exporters.add_parser(
+        "gpu",
+        help="NVIDIA GPUs through NVML, attributed to pods (port 9400)",
+        description=(
+            "Serve NVIDIA GPU metrics read through NVML (nvidia-ml-py): utilisation, memory, "
+            "temperature, power, clocks, throttle reasons, ECC and XID errors, PCIe, processes, "
+            "MIG, and which pod holds each GPU (kubelet pod-resources API). Without NVML (no "
+            "library, no driver, no permission) it keeps serving with medobs_gpu_up 0 and the "
+            "reason, and retries initialisation with backoff."
+        ),
+        epilog="Example: medobs exporter gpu --listen :9400 --dcgm-compatible",
+    )
+    add_server_arguments(parser, DEFAULT_PORT)
+    parser.add_argument(
+        "--dcgm-compatible", action="store_true",
+        help="also expose dcgm-exporter's default DCGM_FI_DEV_* names and labels (for NVIDIA's dashboard)",
+    )
+    parser.add_argument(
+        "--hostname", metavar="NAME",
+        help="the hostname label (default: $NODE_NAME, else this machine's name)",
+    )
+    parser.add_argument(
+        "--pod-resources-socket", default=DEFAULT_SOCKET, metavar="PATH",
+        help="the kubelet pod-resources socket; attribution is off while it is absent (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--pod-refresh-interval", type=_interval, default=10.0, metavar="SECONDS",
+        help="how often to ask the kubelet which pod holds which GPU (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--pcie-interval", type=_interval_or_off, default=10.0, metavar="SECONDS",
+        help="how often to sample PCIe throughput in the background; 0 turns it off (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--nvml-retry-max", type=_interval, default=60.0, metavar="SECONDS",
+        help="longest wait between NVML initialisation attempts, doubling from 1 s (default: %(default)s)",
+    )
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import pynvml
+
+    from medobs.exporters.gpu.collector import GpuExporter, GpuOptions
+
+    options = GpuOptions(
+        hostname=args.hostname or os.environ.get("NODE_NAME") or socket.gethostname(),
+        dcgm_compatible=args.dcgm_compatible,
+        pod_resources_socket=args.pod_resources_socket,
+        pod_refresh_interval=args.pod_refresh_interval,
+        pcie_interval=args.pcie_interval,
+        retry_first=min(1.0, args.nvml_retry_max),
+        retry_max=args.nvml_retry_max,
+        ceiling=args.scrape_timeout_ceiling,
+    )
+    exporter = GpuExporter(pynvml, options)
+    exporter.start()
+    try:
+        return serve(exporter, args.listen, extra=[exporter.status])
+    finally:
+        exporter.stop()
