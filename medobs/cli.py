@@ -8,6 +8,7 @@ import sys
 from typing import NoReturn
 
 from medobs import UserError, __version__, build, stack
+from medobs.dashboards import cli as dashboards
 
 
 class _Parser(argparse.ArgumentParser):
@@ -31,6 +32,7 @@ def parser() -> argparse.ArgumentParser:
     root.add_argument("-v", "--verbose", action="store_true", help="log debug detail")
     commands = root.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
     build.add_parser(commands)
+    dashboards.add_parser(commands)
     stack.add_parser(commands)
     return root
 
