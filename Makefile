@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 MEDOBS := $(VENV)/bin/medobs
 
-.PHONY: all deps venv build check-build up down status test clean
+.PHONY: all deps venv build check-build dashboards up down status test clean
 
 all: build test
 
@@ -24,6 +24,12 @@ build: venv
 
 check-build: venv
 	$(MEDOBS) build --check
+
+# Build, lint and publish the Grafana dashboards to $$GRAFANA_URL with $$GRAFANA_TOKEN
+# (pass flags with DASHBOARDS_FLAGS="--dry-run" or "--prune").
+dashboards: build
+	$(MEDOBS) dashboards lint
+	$(MEDOBS) dashboards publish $(DASHBOARDS_FLAGS)
 
 up: deps venv build
 	$(MEDOBS) stack up

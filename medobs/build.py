@@ -12,13 +12,18 @@ from collections.abc import Callable
 from pathlib import Path
 
 from medobs import REPO_ROOT, UserError, postgres_queries, scrape
+from medobs.dashboards import generate as dashboards
 
 Generator = Callable[[], dict[str, str]]
 
 
 def generators() -> list[Generator]:
     """Every producer of build/ files, in a fixed order."""
-    return [scrape.build_files, postgres_queries.build_files]
+    return [
+        scrape.build_files,
+        postgres_queries.build_files,
+        dashboards.build_files,
+    ]
 
 
 def generate() -> dict[str, str]:

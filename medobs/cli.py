@@ -9,6 +9,7 @@ from typing import NoReturn
 
 from medobs import UserError, __version__, build, stack
 from medobs.exporters import cli as exporters_cli
+from medobs.dashboards import cli as dashboards
 
 
 class _Parser(argparse.ArgumentParser):
@@ -32,6 +33,7 @@ def parser() -> argparse.ArgumentParser:
     root.add_argument("-v", "--verbose", action="store_true", help="log debug detail")
     commands = root.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
     build.add_parser(commands)
+    dashboards.add_parser(commands)
     stack.add_parser(commands)
     exporters_cli.add_parser(commands)
     return root

@@ -1,0 +1,275 @@
+"""``medobs dashboards check``: run every panel's queries against a Prometheus and explain the
+empty ones.
+
+Variables get real values from Prometheus (``label_values(...)`` asked through the label-values
+API, every value selected, as "All" would), built-in ranges get ``--rate-interval`` and the
+checked window. A panel with no data gets a reason per query: the metric is absent, a label
+matcher matches none of its series (with the values that do exist), a variable has no values,
+or the series exist but the expression drops them all. GPU panels on machines without a GPU
+(``medobs_gpu_info`` has no series) are reported as such and do not fail the check.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+import requests
+from promql_parser import MatchOp, Matcher
+
+from medobs import UserError, catalog
+from medobs.catalog import gpu
+from medobs.dashboards import promql
+from medobs.dashboards.model import Board, queries, variable_query
+from medobs.exporters.base import safe_url
+
+Status = Literal["ok", "empty", "no-gpu"]
+GPU_SOURCES = {"medobs-gpu", "dcgm-exporter"}
+#: Points per range query, as a Grafana panel of ordinary width asks for.
+POINTS = 100
+_REGEX_SPECIAL = re.compile(r"([\\.^$|?*+()\[\]{}])")
+_SHOWN_VALUES = 8
+
+
+class QueryError(Exception):
+    """Prometheus rejected one query (bad_data ...): a reason for that panel, not the end of the check."""
+
+
+@dataclass(frozen=True)
+class Reason:
+    kind: Literal["absent", "labels", "expression", "variable", "error", "no-gpu"]
+    message: str
+
+
+@dataclass
+class PanelResult:
+    dashboard: str
+    uid: str
+    panel: str
+    status: Status = "ok"
+    reasons: list[Reason] = field(default_factory=list)
+
+
+class Prometheus:
+    """The few Prometheus HTTP API calls the check needs; one clear error when it is unreachable."""
+
+    def __init__(self, url: str, timeout: float):
+        self.url = url.rstrip("/")
+        self.timeout = timeout
+        self.session = requests.Session()
+
+    def _call(self, path: str, params: dict[str, Any], method: str = "POST") -> Any:
+        address = safe_url(self.url)
+        where = {"data": params} if method == "POST" else {"params": params}
+        try:
+            response = self.session.request(method, f"{self.url}{path}", timeout=self.timeout, **where)
+        except requests.RequestException as error:
+            raise UserError(f"cannot reach Prometheus at {address}: {type(error).__name__}") from None
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        if isinstance(body, dict) and body.get("status") == "error" and response.status_code in (400, 422):
+            raise QueryError(str(body.get("error", "bad query")))
+        if response.status_code != 200 or not isinstance(body, dict) or body.get("status") != "success":
+            raise UserError(f"{address} does not answer like Prometheus (HTTP {response.status_code} on {path})")
+        return body["data"]
+
+    def has_data(self, expr: str, start: float, end: float, instant: bool) -> bool:
+        if instant:
+            return bool(self._call("/api/v1/query", {"query": expr, "time": end})["result"])
+        step = (end - start) / POINTS
+        return bool(self._call("/api/v1/query_range", {"query": expr, "start": start, "end": end, "step": step})["result"])
+
+    def series(self, match: str, start: float, end: float) -> list[dict[str, str]]:
+        return list(self._call("/api/v1/series", {"match[]": match, "start": start, "end": end}))
+
+    def label_values(self, label: str, match: str | None, start: float, end: float) -> list[str]:
+        params: dict[str, Any] = {"start": start, "end": end}
+        if match:
+            params["match[]"] = match
+        return sorted(self._call(f"/api/v1/label/{label}/values", params, method="GET"))
+
+
+def regex_of(values: Sequence[str]) -> str:
+    """The values as one alternation, escaped for a regex inside a PromQL string (Grafana's "All")."""
+    escaped = [_REGEX_SPECIAL.sub(r"\\\1", value) for value in values]
+    return "|".join(escaped).replace("\\", "\\\\").replace('"', '\\"')
+
+
+@dataclass
+class Window:
+    start: float
+    end: float
+    label: str
+    rate_interval: str
+
+    @property
+    def builtins(self) -> dict[str, str]:
+        seconds = int(self.end - self.start)
+        return {
+            "__rate_interval": self.rate_interval,
+            "__interval": f"{max(1, seconds // POINTS)}s",
+            "__range": f"{seconds}s",
+        }
+
+
+def resolve_variables(board: Board, prometheus: Prometheus, window: Window) -> tuple[dict[str, str], dict[str, str]]:
+    """Values for the board's variables (as regex alternations) and, by name, why some have none."""
+    values = dict(window.builtins)
+    problems: dict[str, str] = {}
+    for variable in board.variables:
+        name, kind = str(variable.get("name")), variable.get("type")
+        text = variable_query(variable)
+        upstream = [problems[v] for v in promql.variables_in(text) if v in problems]
+        if upstream:
+            problems[name] = upstream[0]  # the root cause, once
+        elif kind == "query":
+            found = _query_values(text, values, prometheus, window)
+            if found:
+                values[name] = regex_of(found)
+            else:
+                problems[name] = f"variable ${name} has no values: {promql.substitute(text, values)} found none"
+        elif kind == "custom":
+            values[name] = regex_of([v.strip() for v in text.split(",") if v.strip()])
+        elif kind in ("constant", "textbox"):
+            values[name] = text
+    return values, problems
+
+
+def _query_values(text: str, values: dict[str, str], prometheus: Prometheus, window: Window) -> list[str]:
+    parsed = promql.label_values(promql.substitute(text, values))
+    if parsed is None:
+        raise UserError(f"variable query {text!r} is not label_values(...): the check cannot resolve it")
+    selector, label = parsed
+    try:
+        return prometheus.label_values(label, selector, window.start, window.end)
+    except QueryError:
+        return []
+
+
+def _matches(matcher: Matcher, labels: dict[str, str]) -> bool:
+    value = labels.get(matcher.name, "")
+    if matcher.op in (MatchOp.Equal, MatchOp.NotEqual):
+        return (value == matcher.value) == (matcher.op == MatchOp.Equal)
+    try:
+        found = re.fullmatch(matcher.value, value) is not None
+    except re.error:
+        return False
+    return found == (matcher.op == MatchOp.Re)
+
+
+def _shown(matcher: Matcher) -> str:
+    operators = ((MatchOp.Equal, "="), (MatchOp.NotEqual, "!="), (MatchOp.Re, "=~"), (MatchOp.NotRe, "!~"))
+    operator = next(text for op, text in operators if op == matcher.op)
+    return f'{matcher.name}{operator}"{matcher.value}"'
+
+
+def diagnose(expr: str, prometheus: Prometheus, window: Window) -> list[Reason]:
+    """Why ``expr`` returns nothing: per selector, an absent metric or labels that match no series."""
+    reasons: list[Reason] = []
+    for selector in promql.selectors(promql.parse(expr)):
+        name = promql.metric_name(selector)
+        if name is None:
+            continue
+        series = prometheus.series(f'{{__name__="{name}"}}', window.start, window.end)
+        if not series:
+            source = catalog.lookup(name)
+            origin = f" (exposed by {source.source})" if source else ""
+            reasons.append(Reason("absent", f"metric {name}{origin} is absent: no series in the last {window.label}"))
+            continue
+        matchers = [m for m in selector.matchers.matchers if m.name != "__name__"]
+        failing = [m for m in matchers if not any(_matches(m, s) for s in series)]
+        for matcher in failing:
+            seen = sorted({s.get(matcher.name, "") for s in series})
+            listed = ", ".join(v or '""' for v in seen[:_SHOWN_VALUES]) + (" ..." if len(seen) > _SHOWN_VALUES else "")
+            reasons.append(Reason(
+                "labels", f"labels do not match: no series of {name} has {_shown(matcher)} ({matcher.name}: {listed})",
+            ))
+        if not failing and not any(all(_matches(m, s) for m in matchers) for s in series):
+            together = ", ".join(_shown(m) for m in matchers)
+            reasons.append(Reason("labels", f"labels do not match: no series of {name} has {together} together"))
+    if not reasons:
+        reasons.append(Reason(
+            "expression", "its series exist, but the expression returns nothing (a join, filter or range drops them)",
+        ))
+    return list(dict.fromkeys(reasons))
+
+
+def _is_gpu_panel(panel: dict[str, Any]) -> bool:
+    """Whether every metric the panel queries comes from a GPU exporter."""
+    try:
+        trees = [promql.parse_template(q["expr"]) for q in queries(panel)]
+    except ValueError:
+        return False
+    entries = [catalog.lookup(promql.metric_name(s) or "") for tree in trees for s in promql.selectors(tree)]
+    return bool(entries) and all(e is not None and e.source in GPU_SOURCES for e in entries)
+
+
+def check_panel(
+    board: Board, panel: dict[str, Any], values: dict[str, str], problems: dict[str, str],
+    prometheus: Prometheus, window: Window, gpus_present: bool,
+) -> PanelResult:
+    result = PanelResult(board.title, board.uid, str(panel.get("title", "")))
+    for query in queries(panel):
+        missing = [problems[v] for v in promql.variables_in(query["expr"]) if v in problems]
+        if missing:
+            result.reasons += [Reason("variable", message) for message in missing]
+            continue
+        expr = promql.substitute(query["expr"], values)
+        try:
+            if prometheus.has_data(expr, window.start, window.end, bool(query.get("instant"))):
+                return PanelResult(result.dashboard, result.uid, result.panel)
+            result.reasons += diagnose(expr, prometheus, window)
+        except QueryError as error:
+            result.reasons.append(Reason("error", f"Prometheus rejected {expr!r}: {error}"))
+        except ValueError as error:
+            result.reasons.append(Reason("error", f"invalid PromQL {expr!r}: {error}"))
+    result.reasons = list(dict.fromkeys(result.reasons))
+    if not gpus_present and _is_gpu_panel(panel):
+        result.status = "no-gpu"
+        result.reasons = [Reason("no-gpu", f"no GPU here: {gpu.INFO.name} has no series in the last {window.label}")]
+    else:
+        result.status = "empty"
+    return result
+
+
+def check(boards: Sequence[Board], prometheus: Prometheus, window: Window) -> list[PanelResult]:
+    gpus_present = bool(prometheus.series(gpu.INFO.name, window.start, window.end))
+    results = []
+    for board in boards:
+        values, problems = resolve_variables(board, prometheus, window)
+        results += [
+            check_panel(board, panel, values, problems, prometheus, window, gpus_present) for panel in board.panels()
+        ]
+    return results
+
+
+def window_of(duration: str, rate_interval: str) -> Window:
+    """The last ``duration`` up to now; UserError when either is not a Prometheus duration."""
+    for flag, value in (("--range", duration), ("--rate-interval", rate_interval)):
+        try:
+            promql.seconds(value)
+        except ValueError:
+            raise UserError(f"{flag} {value!r} is not a duration like 30s, 5m or 1h") from None
+    end = time.time()
+    return Window(end - promql.seconds(duration), end, duration, rate_interval)
+
+
+def summary(results: Sequence[PanelResult]) -> dict[str, int]:
+    counts = {"panels": len(results), "ok": 0, "empty": 0, "no-gpu": 0}
+    for result in results:
+        counts[result.status] += 1
+    return counts
+
+
+def as_json(results: Sequence[PanelResult], prometheus_url: str, window: Window) -> dict[str, Any]:
+    return {
+        "prometheus": safe_url(prometheus_url),
+        "window": window.label,
+        "summary": summary(results),
+        "panels": [asdict(r) for r in results],
+    }
