@@ -61,7 +61,7 @@ OLDEST_MESSAGE_AGE = metric(
 )
 DEAD_LETTER_INFO = metric(
     "medobs_queue_dead_letter_info", "gauge",
-    "1 for each work queue and the dead-letter queue its rejected messages reach.",
+    "1 for each work queue and each dead-letter queue its dead letters reach (\"\" when none: they are dropped).",
     source=SOURCE, labels=("vhost", "queue", "dead_letter_exchange", "dead_letter_queue", "resolved_by"),
 )
 TOPOLOGY_AGE = metric(
@@ -78,4 +78,20 @@ QUEUES_DROPPED = metric(
     "medobs_queue_series_dropped", "gauge",
     "Queues folded into the queue=\"__other__\" aggregate by the cardinality cap.",
     source=SOURCE,
+)
+DETAILS_AGE = metric(
+    "medobs_queue_details_age_seconds", "gauge",
+    "Age of the cached queue details (consumer utilisation, head message timestamp, dead-letter counters).",
+    source=SOURCE, unit="seconds",
+)
+NODE_UP = metric(
+    "medobs_queue_node_up", "gauge",
+    "1 if the node's Prometheus plugin answered the last collection, else 0 (its queues are missing then).",
+    source=SOURCE, labels=("node",),
+)
+READ_ERRORS = metric(
+    "medobs_queue_read_errors_total", "counter",
+    "Failed reads that did not fail the whole collection (one node, a background topology or details "
+    "refresh), by source and kind.",
+    source=SOURCE, labels=("source", "kind"),
 )
