@@ -29,7 +29,7 @@ import signal
 import threading
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -52,11 +52,16 @@ TIMEOUT_HEADER = "X-Prometheus-Scrape-Timeout-Seconds"
 
 class CollectionError(Exception):
     """A backend failure. ``kind`` becomes the ``kind`` label of ``*_scrape_errors_total``, so it
-    must come from a small fixed set (connection, timeout, http_401, malformed ...)."""
+    must come from a small fixed set (connection, timeout, http_401, malformed ...).
 
-    def __init__(self, kind: str, message: str):
+    ``families``: what the collection still knows despite the failure (for example a model's
+    availability when only TF Serving's metrics endpoint failed); exposed beside ``*_up 0``.
+    """
+
+    def __init__(self, kind: str, message: str, families: Sequence[Metric] = ()):
         super().__init__(message)
         self.kind = kind
+        self.families = list(families)
 
 
 class Deadline:
@@ -200,7 +205,7 @@ class Exporter(ABC):
             return self._health_families()
         if flight.error is None:
             return list(flight.families) + self._health_families()
-        return self._health_families()
+        return flight.error.families + self._health_families()
 
     def _collect(self, flight: _Flight, budget: float) -> None:
         started = time.monotonic()
@@ -324,15 +329,25 @@ def start_server(
     return server
 
 
-def serve(exporter: Exporter, listen: tuple[str, int], extra: Sequence[Collector] = ()) -> int:
-    """Serve until SIGTERM or SIGINT; returns the exit status."""
+def serve(
+    exporter: Exporter,
+    listen: tuple[str, int],
+    extra: Sequence[Collector] = (),
+    then: Callable[[], object] | None = None,
+) -> int:
+    """Serve until SIGTERM or SIGINT; returns the exit status. ``then`` runs once /metrics
+    listens (where a sidecar starts its other parts); what it raises stops the server."""
     server = start_server(exporter, listen, extra)
-    stopped = threading.Event()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda *_: stopped.set())
-    log.info("serving %s on http://%s:%d/metrics", exporter.describe_backend(), *server.server_address[:2])
-    stopped.wait()
-    server.shutdown()
+    try:
+        if then is not None:
+            then()
+        stopped = threading.Event()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, lambda *_: stopped.set())
+        log.info("serving %s on http://%s:%d/metrics", exporter.describe_backend(), *server.server_address[:2])
+        stopped.wait()
+    finally:
+        server.shutdown()
     return 0
 
 

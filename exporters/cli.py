@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from medobs.exporters.gpu import cli as gpu_cli
+from medobs.exporters.inference import cli as inference_cli
 from medobs.exporters.queue import cli as queue_cli
 
 
@@ -17,4 +18,5 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     exporters = parser.add_subparsers(dest="exporter", required=True, metavar="EXPORTER", parser_class=type(parser))
     gpu_cli.add_parser(exporters)
+    inference_cli.add_parser(exporters)
     queue_cli.add_parser(exporters)

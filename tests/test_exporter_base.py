@@ -107,6 +107,15 @@ def test_errors_are_counted_by_kind_and_logged_once_per_change(caplog):
     ]
 
 
+def test_what_a_failed_collection_still_knows_is_exposed_beside_up_0():
+    exporter = FakeExporter()
+    exporter.fail = base.CollectionError("http_404", "metrics endpoint off", [base.gauge(VALUE, value=7)])
+    values = samples(exporter.scrape())
+    assert values["medobs_test_value"] == 7
+    assert values["medobs_test_up"] == 0
+    assert values["medobs_test_scrape_errors_total{kind=http_404}"] == 1
+
+
 def test_a_bug_in_a_collector_is_reported_not_raised():
     exporter = FakeExporter()
     exporter.fail = None

@@ -1,6 +1,8 @@
 """The simulated TF Serving answers and counts the way TF Serving 2.10 does."""
 
+import http.client
 import json
+import time
 
 import pytest
 import requests
@@ -8,6 +10,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from medobs.catalog import tfserving as tf
 from medobs.simulator.tfserving import MODEL, TFServing
+
+from .inference_support import answers_to_expect_continue
 
 IMAGE = [[[0.5, 0.5, 0.5]] * 4] * 4  # a tiny image tensor; the simulator does not look at pixels
 
@@ -112,3 +116,27 @@ def test_monitoring_off_answers_404():
         assert json.loads(requests.get(f"{url}/v1/models/{MODEL}", timeout=5).text)["model_version_status"]
     finally:
         http.shutdown()
+
+
+def test_answers_do_not_wait_for_the_callers_delayed_ack(sim):
+    """TF Serving writes headers and body in one go; an answer split in two small sends would wait
+    for the caller's delayed ACK (about 40 ms) on every request of a keep-alive connection."""
+    _, url = sim
+    body = json.dumps({"instances": [IMAGE]}).encode()
+    connection = http.client.HTTPConnection(url.removeprefix("http://"), timeout=5)
+    started = time.perf_counter()
+    for _ in range(20):
+        connection.request("POST", f"/v1/models/{MODEL}:predict", body, {"Content-Type": "application/json"})
+        assert connection.getresponse().read()
+    elapsed = time.perf_counter() - started
+    connection.close()
+    # 20 answers of ~1.5 ms each; with the stall they would take over 0.8 s
+    assert elapsed < 0.5, f"20 keep-alive predictions took {elapsed:.2f}s"
+
+
+def test_expect_100_continue_is_answered_before_the_body(sim):
+    _, url = sim
+    body = json.dumps({"instances": [IMAGE]}).encode()
+    first, rest = answers_to_expect_continue(url, f"/v1/models/{MODEL}:predict", body)
+    assert first.startswith(b"HTTP/1.1 100 Continue\r\n")
+    assert b"HTTP/1.1 200 OK\r\n" in first + rest and b'"predictions"' in rest

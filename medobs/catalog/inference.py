@@ -56,9 +56,16 @@ SERVER_BATCH_QUEUING_DURATION = metric(
     "Time requests waited in TF Serving's batching queue, in seconds (when batching is on).",
     source=SOURCE, labels=("thread_pool_name",), unit="seconds",
 )
+SERVER_BATCHED_RUNS = metric(
+    "medobs_inference_server_batched_runs_total", "counter",
+    "Batched runs TF Serving's batching session made (bridged from "
+    ":tensorflow:serving:batching_session:wrapped_run_count; when batching is on).",
+    source=SOURCE,
+)
 REQUESTS = metric(
     "medobs_inference_requests_total", "counter",
-    "Predict requests as the caller saw them, by outcome (ok, http_error, timeout, connection_error).",
+    "Predict requests as the caller saw them, by outcome (ok, http_error, timeout, connection_error, "
+    "malformed_response, error) and HTTP status code (empty when none came back).",
     source=SOURCE, labels=("model", "outcome", "code"),
 )
 REQUEST_DURATION = metric(
@@ -67,20 +74,27 @@ REQUEST_DURATION = metric(
     source=SOURCE, labels=("model", "outcome"), unit="seconds",
 )
 BATCH_SIZE = metric(
-    "medobs_inference_batch_size", "histogram", "Instances (images) per predict request.",
+    "medobs_inference_batch_size", "histogram",
+    "Instances (images) per answered predict request (counted from the predictions returned).",
     source=SOURCE, labels=("model",),
 )
 IMAGES = metric(
-    "medobs_inference_images_total", "counter", "Images (instances) sent for prediction.",
+    "medobs_inference_images_total", "counter",
+    "Images (instances) the model returned predictions for; rate() gives images per second.",
+    source=SOURCE, labels=("model",),
+)
+REQUESTS_IN_FLIGHT = metric(
+    "medobs_inference_requests_in_flight", "gauge", "Predict requests sent and not answered yet.",
     source=SOURCE, labels=("model",),
 )
 PROBE_DURATION = metric(
     "medobs_inference_probe_duration_seconds", "histogram",
-    "End-to-end latency of the synthetic golden predict request.",
-    source=SOURCE, labels=("model",), unit="seconds",
+    "End-to-end latency of the synthetic golden predict request, by outcome.",
+    source=SOURCE, labels=("model", "outcome"), unit="seconds",
 )
 PROBE_REQUESTS = metric(
     "medobs_inference_probe_requests_total", "counter",
-    "Synthetic probe requests by outcome (ok, http_error, timeout, malformed_response, connection_error).",
-    source=SOURCE, labels=("model", "outcome"),
+    "Synthetic probe requests by outcome (ok, http_error, timeout, malformed_response, connection_error) "
+    "and HTTP status code (empty when none came back).",
+    source=SOURCE, labels=("model", "outcome", "code"),
 )

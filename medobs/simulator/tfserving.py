@@ -243,6 +243,15 @@ def _histogram_lines(name: str, histogram: _Histogram, labels: list[tuple[str, s
 def _handler(sim: TFServing) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        # TF Serving (libevent) writes an answer's headers and body in one go. Written in two
+        # small sends, the body would wait for the caller's delayed ACK: 40 ms on every answer.
+        wbufsize = 1 << 16
+        disable_nagle_algorithm = True
+
+        def handle_expect_100(self) -> bool:
+            answered = super().handle_expect_100()
+            self.wfile.flush()  # "100 Continue" now, not after the body the caller holds back
+            return answered
 
         def do_GET(self) -> None:  # noqa: N802
             path = self.path.split("?", 1)[0]
