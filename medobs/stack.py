@@ -15,6 +15,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -110,6 +111,23 @@ def _redis_exporter_argv(stack: Stack) -> list[str]:
     ]
 
 
+def _medobs(*args: str) -> list[str]:
+    """A command of this package, run by the same Python that runs the stack."""
+    return [sys.executable, "-m", "medobs.cli", *args]
+
+
+def _queue_exporter_argv(stack: Stack) -> list[str]:
+    # Credentials, if not guest, come from RABBITMQ_USER / RABBITMQ_PASSWORD(_FILE) in the environment.
+    return _medobs(
+        "exporter", "queue", "--listen", f"127.0.0.1:{stack.port('rabbitmq')}",
+        "--rabbitmq-url", os.environ.get("MEDOBS_RABBITMQ_URL", "http://127.0.0.1:15672"),
+    )
+
+
+def _gpu_exporter_argv(stack: Stack) -> list[str]:
+    return _medobs("exporter", "gpu", "--listen", f"127.0.0.1:{stack.port('gpu')}")
+
+
 COMPONENTS: tuple[Component, ...] = (
     Component(
         "prometheus", "prometheus", "prometheus", "apt install prometheus",
@@ -123,6 +141,8 @@ COMPONENTS: tuple[Component, ...] = (
         "redis-exporter", "redis", "prometheus-redis-exporter", "apt install prometheus-redis-exporter",
         _redis_exporter_argv,
     ),
+    Component("queue-exporter", "rabbitmq", sys.executable, "reinstall medobs (make venv)", _queue_exporter_argv),
+    Component("gpu-exporter", "gpu", sys.executable, "reinstall medobs (make venv)", _gpu_exporter_argv),
 )
 
 
