@@ -25,6 +25,7 @@ import requests
 import yaml
 
 from medobs import REPO_ROOT, UserError, scrape
+from medobs.alerts import alertmanager
 
 DEFAULT_STATE_DIR = Path(os.environ.get("XDG_STATE_HOME", Path.home() / ".local" / "state")) / "medobs"
 
@@ -63,6 +64,19 @@ class Stack:
         target.write_text(yaml.safe_dump(config, sort_keys=True))
         return target
 
+    def alertmanager_config(self) -> Path:
+        """The native Alertmanager config from build/; re-rendered when ports move (its
+        receivers post to the loopback webhook port, moved by the offset too)."""
+        built = self.build_dir / "alertmanager" / "alertmanager-native.yml"
+        if not built.exists():
+            raise UserError(f"{built} is missing: run `make build` first (or pass --build-dir)")
+        if self.port_offset == 0:
+            return built
+        target = self.path("alertmanager.yml")
+        config = alertmanager.local_config(alertmanager.LOCAL_WEBHOOK_PORT + self.port_offset)
+        target.write_text(yaml.safe_dump(config, sort_keys=True))
+        return target
+
 
 @dataclass(frozen=True)
 class Component:
@@ -88,10 +102,24 @@ def _prometheus_argv(stack: Stack) -> list[str]:
     ]
 
 
+def _alertmanager_argv(stack: Stack) -> list[str]:
+    return [
+        "prometheus-alertmanager",
+        f"--config.file={stack.alertmanager_config()}",
+        f"--storage.path={stack.path('data', 'alertmanager')}",
+        f"--web.listen-address=127.0.0.1:{stack.port('alertmanager')}",
+        "--cluster.listen-address=",  # one local instance: no gossip port
+    ]
+
+
 COMPONENTS: tuple[Component, ...] = (
     Component(
         "prometheus", "prometheus", "prometheus", "apt install prometheus",
         _prometheus_argv, ready_path="/-/ready",
+    ),
+    Component(
+        "alertmanager", "alertmanager", "prometheus-alertmanager", "apt install prometheus-alertmanager",
+        _alertmanager_argv, ready_path="/-/ready",
     ),
 )
 
@@ -259,7 +287,11 @@ def cmd_up(args: argparse.Namespace) -> int:
         wait_ready(stack, comp, process)
     print()
     _print_targets(wait_for_targets(stack))
-    print(f"\nPrometheus   {stack.url('prometheus')}\nstate folder {stack.state_dir}")
+    print(
+        f"\nPrometheus   {stack.url('prometheus')}\nAlertmanager {stack.url('alertmanager')} "
+        f"(receivers post to http://127.0.0.1:{alertmanager.LOCAL_WEBHOOK_PORT + stack.port_offset}/<receiver>)"
+        f"\nstate folder {stack.state_dir}"
+    )
     return 0
 
 

@@ -7,7 +7,7 @@ import psutil
 import pytest
 import requests
 
-from medobs import scrape
+from medobs import scrape, stack
 
 from .conftest import medobs, require_binary
 
@@ -43,7 +43,7 @@ def test_up_lists_every_job_then_down_leaves_nothing(stack_args, tmp_path):
 
     again = medobs(*stack_args, "up", check=True)
     assert "already running" in again.stdout
-    assert len(our_processes(tmp_path / "state")) == 1
+    assert len(our_processes(tmp_path / "state")) == len(stack.COMPONENTS)
 
     status = medobs(*stack_args, "status", check=True)
     assert "running" in status.stdout and "api-gateway" in status.stdout
