@@ -12,6 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from medobs import REPO_ROOT, UserError, postgres_queries, scrape
+from medobs.alerts import build as alerts
 from medobs.dashboards import generate as dashboards
 
 Generator = Callable[[], dict[str, str]]
@@ -23,6 +24,7 @@ def generators() -> list[Generator]:
         scrape.build_files,
         postgres_queries.build_files,
         dashboards.build_files,
+        alerts.build_files,
     ]
 
 

@@ -8,8 +8,9 @@ import sys
 from typing import NoReturn
 
 from medobs import UserError, __version__, build, stack
-from medobs.exporters import cli as exporters_cli
+from medobs.alerts import cli as alerts_cli
 from medobs.dashboards import cli as dashboards
+from medobs.exporters import cli as exporters_cli
 
 
 class _Parser(argparse.ArgumentParser):
@@ -36,6 +37,7 @@ def parser() -> argparse.ArgumentParser:
     dashboards.add_parser(commands)
     stack.add_parser(commands)
     exporters_cli.add_parser(commands)
+    alerts_cli.add_parser(commands)
     return root
 
 

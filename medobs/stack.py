@@ -26,6 +26,7 @@ import requests
 import yaml
 
 from medobs import REPO_ROOT, UserError, scrape
+from medobs.alerts import alertmanager
 
 DEFAULT_STATE_DIR = Path(os.environ.get("XDG_STATE_HOME", Path.home() / ".local" / "state")) / "medobs"
 
@@ -61,6 +62,19 @@ class Stack:
         config = scrape.prometheus_config("native", self.ports)
         config["rule_files"] = [str(self.build_dir / "prometheus" / "rules" / "*.yml")]
         target = self.path("prometheus.yml")
+        target.write_text(yaml.safe_dump(config, sort_keys=True))
+        return target
+
+    def alertmanager_config(self) -> Path:
+        """The native Alertmanager config from build/; re-rendered when ports move (its
+        receivers post to the loopback webhook port, moved by the offset too)."""
+        built = self.build_dir / "alertmanager" / "alertmanager-native.yml"
+        if not built.exists():
+            raise UserError(f"{built} is missing: run `make build` first (or pass --build-dir)")
+        if self.port_offset == 0:
+            return built
+        target = self.path("alertmanager.yml")
+        config = alertmanager.local_config(alertmanager.LOCAL_WEBHOOK_PORT + self.port_offset)
         target.write_text(yaml.safe_dump(config, sort_keys=True))
         return target
 
@@ -128,10 +142,24 @@ def _gpu_exporter_argv(stack: Stack) -> list[str]:
     return _medobs("exporter", "gpu", "--listen", f"127.0.0.1:{stack.port('gpu')}")
 
 
+def _alertmanager_argv(stack: Stack) -> list[str]:
+    return [
+        "prometheus-alertmanager",
+        f"--config.file={stack.alertmanager_config()}",
+        f"--storage.path={stack.path('data', 'alertmanager')}",
+        f"--web.listen-address=127.0.0.1:{stack.port('alertmanager')}",
+        "--cluster.listen-address=",  # one local instance: no gossip port
+    ]
+
+
 COMPONENTS: tuple[Component, ...] = (
     Component(
         "prometheus", "prometheus", "prometheus", "apt install prometheus",
         _prometheus_argv, ready_path="/-/ready",
+    ),
+    Component(
+        "alertmanager", "alertmanager", "prometheus-alertmanager", "apt install prometheus-alertmanager",
+        _alertmanager_argv, ready_path="/-/ready",
     ),
     Component(
         "postgres-exporter", "postgresql", "prometheus-postgres-exporter",
@@ -321,7 +349,11 @@ def cmd_up(args: argparse.Namespace) -> int:
     if args.wait:
         print(f"\nwaiting up to {args.wait:.0f}s for Prometheus to scrape every component ...")
         _print_targets(wait_for_targets(stack, args.wait))
-    print(f"\nPrometheus   {stack.url('prometheus')}\nstate folder {stack.state_dir}")
+    print(
+        f"\nPrometheus   {stack.url('prometheus')}\nAlertmanager {stack.url('alertmanager')} "
+        f"(receivers post to http://127.0.0.1:{alertmanager.LOCAL_WEBHOOK_PORT + stack.port_offset}/<receiver>)"
+        f"\nstate folder {stack.state_dir}"
+    )
     return 0
 
 

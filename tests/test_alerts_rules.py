@@ -1,0 +1,243 @@
+"""The alert rules: what every alert carries, the catalog, runbooks, and real promtool on the build."""
+
+import re
+import subprocess
+from dataclasses import replace
+
+import jsonschema
+import pytest
+import yaml
+
+from medobs import REPO_ROOT, catalog, links, scrape
+from medobs.alerts import DOMAINS, all_alerts, alerts_by_domain, build, model, unittests
+from medobs.alerts.model import REQUIRED_ANNOTATIONS, REQUIRED_LABELS, SEVERITIES
+from medobs.output import to_yaml
+
+from .conftest import require_binary
+from .test_scrape import crd_schema
+
+ALERTS = all_alerts()
+NAMES = sorted({alert.name for alert in ALERTS})
+RUNBOOKS = REPO_ROOT / "docs" / "runbooks"
+BUILT = REPO_ROOT / "build" / "prometheus"
+#: Alerts that fire all the time by design: their test shows them firing on healthy series.
+ALWAYS_FIRING = {"Watchdog"}
+#: Rule families whose service label depends on the job or exporter.
+VARYING_SERVICE = {"TargetDown", "ScrapeJobMissing", "ExporterCollectionFailing"}
+
+
+def unknown_metrics(expr: str) -> set[str]:
+    return {name for name in catalog.names_in(expr) if catalog.lookup(name) is None}
+
+
+def built_rules(name: str) -> list[dict]:
+    return [
+        rule
+        for path in sorted(BUILT.glob("rules/alerts-*.yml"))
+        for group in yaml.safe_load(path.read_text())["groups"]
+        for rule in group["rules"]
+        if rule.get("alert") == name
+    ]
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_every_alert_carries_severity_service_and_the_four_annotations(name):
+    rules = built_rules(name)
+    assert rules, f"{name} is not in build/prometheus/rules/ (run `make build`)"
+    for rule in rules:
+        assert set(REQUIRED_LABELS) <= set(rule["labels"]), rule["labels"]
+        assert rule["labels"]["severity"] in SEVERITIES
+        for annotation in REQUIRED_ANNOTATIONS:
+            assert rule["annotations"].get(annotation, "").strip(), f"{name} has no {annotation}"
+        assert rule["annotations"]["runbook_url"] == links.runbook_url(name)
+        uid = rule["annotations"]["dashboard_url"].rsplit("/", 1)[1]
+        assert uid in links.DASHBOARD_UIDS.values()
+        if not rule["expr"].startswith(("absent(", "vector(")):  # no series labels or value to show
+            assert "{{" in rule["annotations"]["description"], f"{name}: the description shows no label or value"
+
+
+def test_every_expression_uses_only_catalogued_metrics():
+    unknown = {alert.name: unknown_metrics(alert.expr) for alert in ALERTS if unknown_metrics(alert.expr)}
+    assert unknown == {}
+
+
+def test_the_catalog_check_catches_a_metric_it_does_not_know():
+    assert unknown_metrics('rate(medobs_gpu_made_up_total{job="gpu"}[5m]) > 0') == {"medobs_gpu_made_up_total"}
+
+
+def test_job_matchers_name_scrape_jobs_and_every_job_has_a_service():
+    jobs = {job for alert in ALERTS for job in re.findall(r'\bjob="([^"]+)"', alert.expr)}
+    assert jobs <= set(scrape.JOB_NAMES)
+    assert set(model.JOB_SERVICES) == set(scrape.JOB_NAMES)
+
+
+def test_every_scrape_job_has_its_target_down_and_missing_rules():
+    for name in ("TargetDown", "ScrapeJobMissing"):
+        assert sorted(a.labels["job"] for a in ALERTS if a.name == name) == sorted(scrape.JOB_NAMES)
+
+
+def test_for_durations_filter_noise_without_hiding_outages():
+    for alert in ALERTS:
+        seconds = model.seconds(alert.for_)
+        assert seconds <= 3600, f"{alert.name}: for {alert.for_} hides problems for too long"
+        if alert.severity == "critical":
+            assert seconds <= 300, f"{alert.name}: a page must not wait {alert.for_}"
+
+
+def test_alert_names_are_unique_per_domain_and_camel_case():
+    owner = {}
+    for domain, alerts in alerts_by_domain().items():
+        for alert in alerts:
+            assert re.fullmatch(r"[A-Z][A-Za-z0-9]+", alert.name)
+            assert owner.setdefault(alert.name, domain) == domain, f"{alert.name} is defined in two domains"
+
+
+def test_description_placeholders_must_all_be_filled():
+    alert = next(a for a in ALERTS if a.name == "GpuTemperatureHigh")
+    with pytest.raises(KeyError):
+        replace(alert, values={}).annotations
+
+
+# --- promtool ---------------------------------------------------------------------------------
+
+
+def test_promtool_check_rules_passes_on_every_generated_rule_file():
+    files = sorted(BUILT.glob("rules/alerts-*.yml"))
+    assert len(files) == len(DOMAINS)
+    result = subprocess.run([require_binary("promtool"), "check", "rules", *map(str, files)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.count("SUCCESS") == len(DOMAINS)
+
+
+@pytest.mark.parametrize("path", sorted(BUILT.glob("tests/alerts-*.test.yml")), ids=lambda p: p.name)
+def test_promtool_unit_tests_pass(path):
+    result = subprocess.run([require_binary("promtool"), "test", "rules", str(path)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_every_alert_fires_on_a_failure_and_stays_silent_on_healthy_and_borderline_series(name):
+    domain = next(d for d, alerts in alerts_by_domain().items() if any(a.name == name for a in alerts))
+    cases = [case for case in unittests.cases(domain) if case.alertname == name]
+    kinds = {(case.kind, case.fires) for case in cases}
+    if name in ALWAYS_FIRING:
+        assert ("healthy", True) in kinds, f"{name} has no test showing it fires on healthy series"
+        return
+    assert ("failure", True) in kinds, f"{name} has no unit test in which it fires on a failure"
+    assert ("healthy", False) in kinds, f"{name} has no unit test in which it is silent on healthy series"
+    assert ("borderline", False) in kinds, f"{name} has no unit test in which it is silent on borderline series"
+    assert ("healthy", True) not in kinds and ("borderline", True) not in kinds
+
+
+def _promtool_on_mutated_rules(tmp_path, domain: str, mutate) -> subprocess.CompletedProcess:
+    alerts = [replace(alert, expr=mutate(alert.expr)) for alert in alerts_by_domain()[domain]]
+    (tmp_path / "rules").mkdir()
+    (tmp_path / "tests").mkdir()
+    (tmp_path / "rules" / f"alerts-{domain}.yml").write_text(
+        to_yaml({"groups": [model.rule_group(domain, alerts)]}, source="test")
+    )
+    tests = []
+    for source in unittests.sources(domain):
+        path = tmp_path / "tests" / f"{source.stem}.test.yml"
+        path.write_text(yaml.safe_dump(unittests.render(source, alerts, f"../rules/alerts-{domain}.yml")))
+        tests.append(str(path))
+    return subprocess.run([require_binary("promtool"), "test", "rules", *tests], capture_output=True, text=True)
+
+
+@pytest.mark.parametrize("domain", list(DOMAINS))
+def test_unit_tests_fail_when_the_rules_never_fire(tmp_path, domain):
+    result = _promtool_on_mutated_rules(tmp_path, domain, lambda expr: f"({expr}) unless on() vector(1)")
+    assert result.returncode != 0
+    failing = set(re.findall(r"alertname: (\w+)", result.stdout + result.stderr))
+    firing = {case.alertname for case in unittests.cases(domain) if case.fires}
+    assert failing == firing
+
+
+@pytest.mark.parametrize("domain", list(DOMAINS))
+def test_unit_tests_fail_when_the_rules_always_fire(tmp_path, domain):
+    result = _promtool_on_mutated_rules(tmp_path, domain, lambda expr: f"({expr}) or on() vector(1)")
+    assert result.returncode != 0
+    assert "healthy:" in result.stdout + result.stderr
+
+
+# --- runbooks ---------------------------------------------------------------------------------
+
+
+def _sections(text: str) -> dict[str, str]:
+    parts = re.split(r"^## (.+)$", text, flags=re.M)
+    return {title.strip(): body for title, body in zip(parts[1::2], parts[2::2])}
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_every_alert_has_a_runbook_with_meaning_three_checks_mitigation_and_escalation(name):
+    path = RUNBOOKS / f"{name}.md"
+    assert path.exists(), f"{name} has no runbook at {path}"
+    text = path.read_text()
+    assert text.startswith(f"# {name}\n")
+    alert = next(a for a in ALERTS if a.name == name)
+    header = text.splitlines()[2]
+    assert f"**Severity:** {alert.severity}" in header
+    assert (f"**For:** {alert.for_}" if alert.for_ != "0m" else "**For:** fires at once") in header
+    if name not in VARYING_SERVICE:
+        assert f"**Service:** `{alert.service}`" in header
+    sections = _sections(text)
+    assert list(sections) == ["What it means", "First checks", "Mitigation", "Escalation"]
+    checks = re.findall(r"^\d+\. ", sections["First checks"], flags=re.M)
+    assert len(checks) >= 3, f"{name}: fewer than three first checks"
+    assert sections["First checks"].count("```") >= 6, f"{name}: every check needs its PromQL or command"
+    for section in ("What it means", "Mitigation", "Escalation"):
+        assert len(sections[section].split()) >= 6, f"{name}: section {section} is empty"
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_runbook_promql_uses_only_catalogued_metrics(name):
+    text = (RUNBOOKS / f"{name}.md").read_text()
+    for block in re.findall(r"```promql\n(.*?)```", text, flags=re.S):
+        assert unknown_metrics(block) == set(), f"{name}: {block}"
+
+
+def test_no_runbook_without_an_alert():
+    """Runbooks of alerts that no longer exist (here or in other generated rule files, e.g. the
+    SLO alerts) are removed with them."""
+    built = {
+        rule["alert"]
+        for path in BUILT.glob("rules/*.yml")
+        for group in yaml.safe_load(path.read_text())["groups"]
+        for rule in group["rules"]
+        if "alert" in rule
+    }
+    assert {p.stem for p in RUNBOOKS.glob("*.md")} <= built
+
+
+# --- Kubernetes -------------------------------------------------------------------------------
+
+
+def prometheus_rule_validator() -> jsonschema.Draft202012Validator:
+    """The CRD's schema, not checked against the metaschema: it holds a Go regex
+    (``^(?i)(abort|warn)?$`` for partial_response_strategy) that Python's re rejects."""
+    return jsonschema.Draft202012Validator(crd_schema("PrometheusRule"))
+
+
+def test_prometheus_rules_validate_against_the_operator_crd():
+    validator = prometheus_rule_validator()
+    objects = list(yaml.safe_load_all((REPO_ROOT / "build" / "k8s" / "prometheusrules-alerts.yaml").read_text()))
+    assert [o["metadata"]["name"] for o in objects] == [f"medobs-alerts-{d}" for d in DOMAINS]
+    for obj in objects:
+        validator.validate(obj)
+        assert obj["metadata"]["namespace"] == scrape.MONITORING_NAMESPACE
+    rules = [r for o in objects for g in o["spec"]["groups"] for r in g["rules"]]
+    assert len(rules) == len(ALERTS)
+
+
+def test_prometheus_rules_hold_the_same_groups_as_the_rule_files():
+    objects = list(yaml.safe_load_all((REPO_ROOT / "build" / "k8s" / "prometheusrules-alerts.yaml").read_text()))
+    for obj, domain in zip(objects, DOMAINS):
+        rule_file = yaml.safe_load((REPO_ROOT / "build" / build.rule_file_path(domain)).read_text())
+        assert obj["spec"]["groups"] == rule_file["groups"]
+
+
+def test_the_crd_validation_rejects_a_broken_object():
+    broken = model.prometheus_rule("gpu", alerts_by_domain()["gpu"])
+    broken["spec"]["groups"][0]["rules"][0]["for"] = "five minutes"
+    with pytest.raises(jsonschema.ValidationError):
+        prometheus_rule_validator().validate(broken)
