@@ -25,17 +25,7 @@ REQUIRED_LABELS = ("severity", "service")
 REQUIRED_ANNOTATIONS = ("summary", "description", "runbook_url", "dashboard_url")
 
 #: The ``service`` label of the alerts about each scrape job's targets.
-JOB_SERVICES = {
-    "api-gateway": "api-gateway",
-    "ml-inference": "ml-inference",
-    "inference-exporter": "ml-inference",
-    "postgresql": "postgresql",
-    "redis": "redis",
-    "rabbitmq": "rabbitmq",
-    "gpu": "gpu",
-    "prometheus": "monitoring",
-    "alertmanager": "monitoring",
-}
+JOB_SERVICES = {j.name: j.service for j in scrape.JOBS}
 
 
 def job(name: str) -> str:

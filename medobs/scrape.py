@@ -10,7 +10,7 @@ All three come from :data:`JOBS`, so a job added here reaches every flavour.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from medobs.output import to_yaml, to_yaml_documents
@@ -38,44 +38,50 @@ class ScrapeJob:
     port: int
     compose_host: str
     description: str
+    service: str  # the platform service it watches: the `service` label of its alerts
     metrics_path: str = "/metrics"
     k8s_kind: Literal["pod", "service"] | None = None
     k8s_app: str = ""
-    extra_relabel: tuple[dict[str, Any], ...] = field(default=())
 
 
 JOBS: tuple[ScrapeJob, ...] = (
     ScrapeJob(
         "api-gateway", 8080, "api-gateway", "Spring Cloud Gateway (micrometer, HikariCP)",
-        metrics_path="/actuator/prometheus", k8s_kind="pod", k8s_app="api-gateway",
+        service="api-gateway", metrics_path="/actuator/prometheus", k8s_kind="pod", k8s_app="api-gateway",
     ),
     ScrapeJob(
         "ml-inference", 8501, "ml-inference", "TensorFlow Serving's own metrics (REST port)",
-        metrics_path="/monitoring/prometheus/metrics", k8s_kind="pod", k8s_app="ml-inference",
+        service="ml-inference", metrics_path="/monitoring/prometheus/metrics",
+        k8s_kind="pod", k8s_app="ml-inference",
     ),
     ScrapeJob(
         "inference-exporter", 9471, "inference-exporter",
         "medobs inference sidecar: model status, probe, proxy, bridged TF Serving metrics",
-        k8s_kind="pod", k8s_app="ml-inference",
+        service="ml-inference", k8s_kind="pod", k8s_app="ml-inference",
     ),
     ScrapeJob(
         "postgresql", 9187, "postgres-exporter", "prometheus-postgres-exporter",
-        k8s_kind="service", k8s_app="postgres-exporter",
+        service="postgresql", k8s_kind="service", k8s_app="postgres-exporter",
     ),
     ScrapeJob(
         "redis", 9121, "redis-exporter", "prometheus-redis-exporter",
-        k8s_kind="service", k8s_app="redis-exporter",
+        service="redis", k8s_kind="service", k8s_app="redis-exporter",
     ),
     ScrapeJob(
         "rabbitmq", 9419, "rabbitmq-exporter", "medobs queue and dead-letter-queue exporter",
-        k8s_kind="service", k8s_app="rabbitmq-exporter",
+        service="rabbitmq", k8s_kind="service", k8s_app="rabbitmq-exporter",
     ),
     ScrapeJob(
         "gpu", 9400, "gpu-exporter", "medobs NVML GPU exporter (a DaemonSet on GPU nodes)",
-        k8s_kind="pod", k8s_app="gpu-exporter",
+        service="gpu", k8s_kind="pod", k8s_app="gpu-exporter",
     ),
-    ScrapeJob("prometheus", 9090, "prometheus", "Prometheus itself"),
-    ScrapeJob("alertmanager", 9093, "alertmanager", "Alertmanager"),
+    ScrapeJob(
+        "node", 9100, "node-exporter",
+        "prometheus-node-exporter: host metrics and the textfile collector (backup freshness)",
+        service="node", k8s_kind="pod", k8s_app="node-exporter",
+    ),
+    ScrapeJob("prometheus", 9090, "prometheus", "Prometheus itself", service="monitoring"),
+    ScrapeJob("alertmanager", 9093, "alertmanager", "Alertmanager", service="monitoring"),
 )
 
 JOB_NAMES = tuple(job.name for job in JOBS)
@@ -122,7 +128,7 @@ def _kubernetes_job(job: ScrapeJob) -> dict[str, Any]:
         "job_name": job.name,
         "metrics_path": job.metrics_path,
         "kubernetes_sd_configs": [{"role": role, "namespaces": {"names": [NAMESPACE]}}],
-        "relabel_configs": selection + identity + list(job.extra_relabel),
+        "relabel_configs": selection + identity,
     }
 
 

@@ -125,6 +125,15 @@ def _redis_exporter_argv(stack: Stack) -> list[str]:
     ]
 
 
+def _node_exporter_argv(stack: Stack) -> list[str]:
+    # `medobs backup-metrics --textfile-dir <state>/textfile` records backups for this collector.
+    return [
+        "prometheus-node-exporter",
+        f"--web.listen-address=127.0.0.1:{stack.port('node')}",
+        f"--collector.textfile.directory={stack.path('textfile')}",
+    ]
+
+
 def _medobs(*args: str) -> list[str]:
     """A command of this package, run by the same Python that runs the stack."""
     return [sys.executable, "-m", "medobs.cli", *args]
@@ -168,6 +177,10 @@ COMPONENTS: tuple[Component, ...] = (
     Component(
         "redis-exporter", "redis", "prometheus-redis-exporter", "apt install prometheus-redis-exporter",
         _redis_exporter_argv,
+    ),
+    Component(
+        "node-exporter", "node", "prometheus-node-exporter", "apt install prometheus-node-exporter",
+        _node_exporter_argv,
     ),
     Component("queue-exporter", "rabbitmq", sys.executable, "reinstall medobs (make venv)", _queue_exporter_argv),
     Component("gpu-exporter", "gpu", sys.executable, "reinstall medobs (make venv)", _gpu_exporter_argv),
@@ -232,7 +245,7 @@ def start(stack: Stack, comp: Component) -> tuple[psutil.Process, bool]:
     if existing is not None:
         return existing, False
     _check_can_start(stack, comp)
-    for folder in ("pids", "logs", "data"):
+    for folder in ("pids", "logs", "data", "textfile"):
         stack.path(folder).mkdir(parents=True, exist_ok=True)
     argv = comp.argv(stack)
     argv[0] = shutil.which(argv[0]) or argv[0]
