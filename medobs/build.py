@@ -12,13 +12,14 @@ from collections.abc import Callable
 from pathlib import Path
 
 from medobs import REPO_ROOT, UserError, scrape
+from medobs.slo import files as slo_files
 
 Generator = Callable[[], dict[str, str]]
 
 
 def generators() -> list[Generator]:
     """Every producer of build/ files, in a fixed order."""
-    return [scrape.build_files]
+    return [scrape.build_files, slo_files.build_files]
 
 
 def generate() -> dict[str, str]:
