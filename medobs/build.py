@@ -14,6 +14,7 @@ from pathlib import Path
 from medobs import REPO_ROOT, UserError, postgres_queries, scrape
 from medobs.alerts import build as alerts
 from medobs.dashboards import generate as dashboards
+from medobs.slo import files as slo
 
 Generator = Callable[[], dict[str, str]]
 
@@ -25,6 +26,7 @@ def generators() -> list[Generator]:
         postgres_queries.build_files,
         dashboards.build_files,
         alerts.build_files,
+        slo.build_files,
     ]
 
 

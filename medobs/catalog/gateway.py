@@ -2,6 +2,11 @@
 
 from medobs.catalog import metric
 
+#: The SLO bucket bounds (seconds) the platform configures for ``http.server.requests``
+#: (``management.metrics.distribution.slo.http.server.requests``). Gateway latency SLO thresholds
+#: (slo/specs/) must be among them.
+SLO_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.0, 5.0)
+
 HTTP_SERVER_REQUESTS = metric(
     "http_server_requests_seconds",
     "histogram",

@@ -1,0 +1,229 @@
+"""`medobs slo report` against a real Prometheus: February 2024 backfilled with known traffic, errors,
+slow requests, a queue backlog, dead letters and fired alerts (promtool tsdb create-blocks-from
+openmetrics), then the report's numbers checked against what was put in."""
+
+import json
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from medobs import REPO_ROOT
+
+from .conftest import free_port, medobs
+from .slo_support import backfilled_prometheus
+
+START = datetime(2024, 1, 31, 23, 0, tzinfo=UTC)
+END = datetime(2024, 3, 1, 1, 0, tzinfo=UTC)
+STEP = timedelta(minutes=5)
+INCIDENT = (datetime(2024, 2, 10, 12, 0, tzinfo=UTC), datetime(2024, 2, 10, 14, 0, tzinfo=UTC))
+BACKLOG = (datetime(2024, 2, 20, 8, 0, tzinfo=UTC), datetime(2024, 2, 20, 11, 0, tzinfo=UTC))
+FEBRUARY_STEPS = 29 * 24 * 12  # 5-minute steps in February 2024
+
+GATEWAY = 'job="api-gateway", method="GET", uri="/api/v1/studies"'
+QUEUE = 'vhost="/", queue="medical_data", role="work"'
+DLQ = 'vhost="/", queue="medical_data.dlq", role="dlq"'
+PAGE = ('ALERTS{alertname="ApiGatewayAvailabilityBudgetBurn", alertstate="firing", long_window="1h", '
+        'service="api-gateway", severity="critical", short_window="5m", slo="availability", team="platform"}')
+TICKET = PAGE.replace('long_window="1h"', 'long_window="1d"').replace('short_window="5m"', 'short_window="2h"').replace(
+    "critical", "warning")
+PENDING = 'ALERTS{alertname="Other", alertstate="pending", service="api-gateway", slo="availability"}'
+
+
+def moments():
+    moment = START
+    while moment <= END:
+        yield moment
+        moment += STEP
+
+
+def during(moment, span):
+    return span[0] < moment <= span[1]
+
+
+def openmetrics() -> str:
+    """5-minute samples: 3,000 gateway requests each (150 of them 5xx during the 2-hour incident,
+    15 of the good ones slower than 1 s), 100 studies published, 0.2 of them dead-lettered, the
+    oldest message 30 s old except during the 3-hour backlog (600 s)."""
+    series: dict[str, list[tuple[float, float]]] = {}
+
+    def add(name, value, moment):
+        series.setdefault(name, []).append((value, moment.timestamp()))
+
+    totals: dict[str, float] = {}
+    for moment in moments():
+        bad = 150 if during(moment, INCIDENT) else 0
+        steps = {
+            f'http_server_requests_seconds_count{{{GATEWAY}, status="200", outcome="SUCCESS"}}': 3000 - bad,
+            f'http_server_requests_seconds_bucket{{{GATEWAY}, status="200", outcome="SUCCESS", le="1.0"}}': 3000 - bad - 15,
+            f'http_server_requests_seconds_bucket{{{GATEWAY}, status="200", outcome="SUCCESS", le="+Inf"}}': 3000 - bad,
+            f'http_server_requests_seconds_count{{{GATEWAY}, status="500", outcome="SERVER_ERROR"}}': bad,
+            f"medobs_queue_published_messages_total{{{QUEUE}}}": 100,
+            f"medobs_queue_published_messages_total{{{DLQ}}}": 0.2,
+        }
+        for name, increment in steps.items():
+            totals[name] = totals.get(name, 0) + (increment if moment > START else 0)
+            add(name, totals[name], moment)
+        add(f"medobs_queue_messages{{{QUEUE}}}", 3, moment)
+        add(f"medobs_queue_oldest_message_age_seconds{{{QUEUE}}}", 600 if BACKLOG[0] <= moment < BACKLOG[1] else 30, moment)
+        if INCIDENT[0] + timedelta(minutes=5) <= moment <= INCIDENT[0] + timedelta(minutes=40):
+            add(PAGE, 1, moment)
+        if INCIDENT[0] + timedelta(minutes=30) <= moment <= INCIDENT[0] + timedelta(minutes=150):
+            add(TICKET, 1, moment)
+        if INCIDENT[0] <= moment <= INCIDENT[0] + timedelta(minutes=5):
+            add(PENDING, 1, moment)
+    # OpenMetrics writes label sets without spaces.
+    lines = [f"{name.replace(', ', ',')} {value!r} {int(stamp)}" for name, samples in series.items() for value, stamp in samples]
+    return "\n".join(lines) + "\n# EOF\n"
+
+
+@pytest.fixture(scope="module")
+def prometheus(tmp_path_factory):
+    with backfilled_prometheus(tmp_path_factory.mktemp("report-prometheus"), openmetrics()) as url:
+        yield url
+
+
+def report(prometheus, *args, fmt="json"):
+    result = medobs("slo", "report", "--prometheus", prometheus, "--format", fmt, *args, timeout=300)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout) if fmt == "json" else result.stdout
+
+
+@pytest.fixture(scope="module")
+def february(prometheus):
+    data = report(prometheus, "--month", "2024-02")
+    return {f"{s['service']}/{s['slo']}": s for s in data["slos"]}, data
+
+
+def test_month_window_and_schema(february):
+    slos, data = february
+    assert data["schema"] == "medobs.slo.report/v1"
+    assert (data["month"], data["period"], data["end"]) == ("2024-02", None, "2024-03-01T00:00:00Z")
+    assert set(slos) == {"api-gateway/availability", "api-gateway/latency", "ml-inference/availability",
+                         "ml-inference/latency", "study-processing/queue-freshness", "study-processing/dead-letters"}
+    window = slos["api-gateway/availability"]["window"]
+    assert window == {"label": "2024-02", "start": "2024-02-01T00:00:00Z", "end": "2024-03-01T00:00:00Z",
+                      "seconds": 29 * 86400, "complete": True}
+
+
+def test_availability_counts_the_injected_errors(february):
+    slo = february[0]["api-gateway/availability"]
+    total, bad = 3000 * FEBRUARY_STEPS, 150 * 24
+    assert slo["events"]["total"] == pytest.approx(total, rel=1e-9)
+    assert slo["events"]["bad"] == pytest.approx(bad, rel=1e-9)
+    assert slo["events"]["good"] == pytest.approx(total - bad, rel=1e-9)
+    assert slo["objective"] == 0.999
+    assert slo["sli"] == pytest.approx(1 - bad / total, rel=1e-12)
+    budget = slo["error_budget"]
+    assert budget["ratio"] == pytest.approx(0.001)
+    assert budget["allowed_events"] == pytest.approx(0.001 * total, rel=1e-9)
+    assert budget["consumed_events"] == pytest.approx(bad, rel=1e-9)
+    assert budget["remaining_events"] == pytest.approx(0.001 * total - bad, rel=1e-9)
+    assert budget["consumed_ratio"] == pytest.approx(bad / total / 0.001, rel=1e-9)  # 14.4%
+    assert budget["remaining_ratio"] == pytest.approx(1 - bad / total / 0.001, rel=1e-9)
+    assert slo["burn_rate"] == pytest.approx(budget["consumed_ratio"])
+    assert slo["verdict"] == "met"
+
+
+def test_alerts_that_fired_come_from_alerts_firing_only(february):
+    alerts = february[0]["api-gateway/availability"]["alerts"]
+    assert [(a["alertname"], a["labels"]["long_window"], a["episodes"]) for a in alerts] == [
+        ("ApiGatewayAvailabilityBudgetBurn", "1h", 1), ("ApiGatewayAvailabilityBudgetBurn", "1d", 1),
+    ]
+    page, ticket = alerts
+    step = 251  # ceil(29 days / 10,000 points)
+    first = datetime.fromisoformat(page["first_fired"].replace("Z", "+00:00"))
+    assert INCIDENT[0] + timedelta(minutes=5) <= first <= INCIDENT[0] + timedelta(minutes=5, seconds=step)
+    # Present 12:05 to 12:40, visible 5 more minutes (Prometheus's lookback): 40 minutes, give or take a step.
+    assert 40 * 60 - step <= page["firing_seconds"] <= 45 * 60 + step
+    assert page["labels"] == {"long_window": "1h", "service": "api-gateway", "severity": "critical",
+                              "short_window": "5m", "slo": "availability", "team": "platform"}
+    assert february[0]["api-gateway/latency"]["alerts"] == []
+
+
+def test_latency_time_slices_and_dead_letters(february):
+    slos = february[0]
+    latency = slos["api-gateway/latency"]
+    slow, total = 15 * FEBRUARY_STEPS, 3000 * FEBRUARY_STEPS - 150 * 24
+    assert latency["events"]["bad"] == pytest.approx(slow, rel=1e-9)
+    assert latency["events"]["total"] == pytest.approx(total, rel=1e-9)
+    assert latency["error_budget"]["consumed_ratio"] == pytest.approx(slow / total / 0.01, rel=1e-9)
+    freshness = slos["study-processing/queue-freshness"]
+    # One-minute slices from Feb 1 00:00 to Mar 1 00:00, both ends in: 180 of them in the backlog.
+    assert freshness["events"] == {"good": 29 * 1440 + 1 - 180, "bad": 180, "total": 29 * 1440 + 1}
+    assert freshness["verdict"] == "met"
+    dead = slos["study-processing/dead-letters"]
+    assert dead["error_ratio"] == pytest.approx(0.002, rel=1e-9)
+    assert dead["error_budget"]["consumed_ratio"] == pytest.approx(2.0, rel=1e-9)
+    assert dead["verdict"] == "breached"
+    for key in ("ml-inference/availability", "ml-inference/latency"):
+        assert slos[key]["verdict"] == "no_data" and slos[key]["sli"] is None and slos[key]["burn_down"] == []
+
+
+def test_burn_down_falls_from_one_to_the_remaining_budget_at_the_incident(february):
+    slo = february[0]["api-gateway/availability"]
+    points = slo["burn_down"]
+    assert points[0] == {"time": "2024-02-01T00:00:00Z", "remaining_ratio": 1.0}
+    assert points[-1]["time"] == "2024-03-01T00:00:00Z" and len(points) == 121
+    values = [p["remaining_ratio"] for p in points]
+    assert all(a >= b for a, b in zip(values, values[1:]))
+    assert values[-1] == pytest.approx(slo["error_budget"]["remaining_ratio"], abs=0.01)
+    dropped = [p["time"] for p, previous in zip(points[1:], values) if p["remaining_ratio"] < previous - 1e-6]
+    assert dropped and all(t.startswith("2024-02-10") for t in dropped)
+
+
+def test_period_window_ends_where_asked(prometheus):
+    gateway = str(REPO_ROOT / "slo" / "specs" / "api-gateway.yaml")
+    data = report(prometheus, "--period", "7d", "--end", "2024-02-15T00:00:00Z", "--spec", gateway)
+    availability = data["slos"][0]
+    assert availability["window"]["start"] == "2024-02-08T00:00:00Z" and availability["window"]["label"] == "7d"
+    assert availability["events"]["total"] == pytest.approx(3000 * 7 * 288, rel=1e-9)
+    assert availability["events"]["bad"] == pytest.approx(3600, rel=1e-9)
+    quiet = report(prometheus, "--period", "7d", "--end", "2024-02-08T00:00:00Z", "--spec", gateway)
+    assert quiet["slos"][0]["events"]["bad"] == 0 and quiet["slos"][0]["alerts"] == []
+    assert quiet["slos"][0]["error_budget"]["remaining_ratio"] == 1.0
+
+
+def test_markdown_and_html(prometheus, tmp_path):
+    markdown = report(prometheus, "--month", "2024-02", fmt="md")
+    assert markdown.startswith("# SLO report 2024-02\n")
+    assert "| api-gateway/availability | 99.90% | 99.986% | 14.4% | 85.6% | 2 | met |" in markdown
+    assert "| study-processing/dead-letters |" in markdown and "| breached |" in markdown
+    out = tmp_path / "report.html"
+    result = medobs("slo", "report", "--prometheus", prometheus, "--month", "2024-02", "--format", "html",
+                    "--out", str(out), timeout=300)
+    assert result.returncode == 0, result.stderr
+    page = out.read_text()
+    assert page.startswith("<!DOCTYPE html>") and page.count("<svg") == 4  # the four SLOs with traffic
+    assert "<title>SLO report 2024-02</title>" in page
+    assert "<polyline" in page and "ApiGatewayAvailabilityBudgetBurn" in page and "<script" not in page
+
+
+def test_unreachable_prometheus_is_one_line_without_credentials(tmp_path):
+    port = free_port()
+    result = medobs("slo", "report", "--prometheus", f"http://admin:s3cret@127.0.0.1:{port}", "--month", "2024-02")
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        f"medobs slo: error: cannot reach Prometheus at http://127.0.0.1:{port} (connection error): is it running?"
+    ]
+
+
+def test_a_refused_query_and_bad_arguments_are_one_line(prometheus, tmp_path):
+    spec = tmp_path / "broken.yaml"
+    spec.write_text("""version: prometheus/v1
+service: x
+slos:
+  - name: y
+    objective: 99
+    sli:
+      events:
+        error_query: sum(rate(x[{{.window}}])
+        total_query: sum(rate(x[{{.window}}]))
+""")
+    result = medobs("slo", "report", "--prometheus", prometheus, "--spec", str(spec), "--month", "2024-02")
+    assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1
+    assert f"Prometheus at {prometheus} refused" in result.stderr
+    for args, message in ((["--month", "2024-13"], "--month '2024-13': expected a month like 2026-10"),
+                          (["--period", "30x"], "--period: '30x' is not a duration"),
+                          (["--period", "1d", "--end", "yesterday"], "--end 'yesterday': expected a time")):
+        result = medobs("slo", "report", "--prometheus", prometheus, *args)
+        assert result.returncode == 2 and message in result.stderr, result.stderr
