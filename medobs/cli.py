@@ -8,6 +8,7 @@ import sys
 from typing import NoReturn
 
 from medobs import UserError, __version__, build, stack
+from medobs.simulator import cli as simulator
 
 
 class _Parser(argparse.ArgumentParser):
@@ -32,6 +33,7 @@ def parser() -> argparse.ArgumentParser:
     commands = root.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
     build.add_parser(commands)
     stack.add_parser(commands)
+    simulator.add_parser(commands)
     return root
 
 
