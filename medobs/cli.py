@@ -11,6 +11,7 @@ from medobs import UserError, __version__, build, stack
 from medobs.alerts import cli as alerts_cli
 from medobs.dashboards import cli as dashboards
 from medobs.exporters import cli as exporters_cli
+from medobs.simulator import cli as simulator
 from medobs.slo import cli as slo_cli
 
 
@@ -40,6 +41,7 @@ def parser() -> argparse.ArgumentParser:
     exporters_cli.add_parser(commands)
     alerts_cli.add_parser(commands)
     slo_cli.add_parser(commands)
+    simulator.add_parser(commands)
     return root
 
 

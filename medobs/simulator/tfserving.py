@@ -37,10 +37,13 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from medobs.catalog import tfserving
+from medobs.simulator import httpserver
 
 MODEL = "resnet50_chest_xray"
 #: The radiology model's classes, one probability each in a prediction.
 CLASSES = ("normal", "pneumonia", "effusion", "cardiomegaly")
+#: A tiny image tensor for predict requests (the simulator does not look at pixels).
+SAMPLE_IMAGE = [[[0.5, 0.5, 0.5]] * 4] * 4
 MONITORING_PATH = "/monitoring/prometheus/metrics"
 
 # gRPC code -> HTTP status, as TF Serving's http_server.cc maps them.
@@ -186,10 +189,7 @@ class TFServing:
 
     def start(self, listen: tuple[str, int]) -> ThreadingHTTPServer:
         """Serve in a background thread; the caller owns ``shutdown()``."""
-        server = ThreadingHTTPServer(listen, _handler(self))
-        server.daemon_threads = True
-        threading.Thread(target=server.serve_forever, name="tfserving", daemon=True).start()
-        return server
+        return httpserver.serve(_handler(self), listen, "tfserving")
 
     # -- /monitoring/prometheus/metrics ------------------------------------------------------
 
@@ -241,50 +241,25 @@ def _histogram_lines(name: str, histogram: _Histogram, labels: list[tuple[str, s
 
 
 def _handler(sim: TFServing) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-        # TF Serving (libevent) writes an answer's headers and body in one go. Written in two
-        # small sends, the body would wait for the caller's delayed ACK: 40 ms on every answer.
-        wbufsize = 1 << 16
-        disable_nagle_algorithm = True
-
-        def handle_expect_100(self) -> bool:
-            answered = super().handle_expect_100()
-            self.wfile.flush()  # "100 Continue" now, not after the body the caller holds back
-            return answered
-
+    class Handler(httpserver.Handler):
         def do_GET(self) -> None:  # noqa: N802
-            path = self.path.split("?", 1)[0]
-            if path == MONITORING_PATH and sim.monitoring:
-                self._send(200, sim.metrics_text().encode(), "text/plain")
+            if self.route == MONITORING_PATH and sim.monitoring:
+                self.send_body(200, sim.metrics_text().encode(), "text/plain")
                 return
-            match = _PATH.fullmatch(path)
+            match = _PATH.fullmatch(self.route)
             if match and not match.group(3):
-                self._json(*sim.model_status(match.group(1), match.group(2)))
+                self.send_json(*sim.model_status(match.group(1), match.group(2)))
             else:
-                self._send(404, b"", "text/plain")
+                self.send_body(404, b"", "text/plain")
 
         def do_POST(self) -> None:  # noqa: N802
-            body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-            match = _PATH.fullmatch(self.path.split("?", 1)[0])
+            body = self.read_body()
+            match = _PATH.fullmatch(self.route)
             if match and (match.group(3) or "").lower() == "predict":
-                self._json(*sim.predict(match.group(1), match.group(2), body))
+                self.send_json(*sim.predict(match.group(1), match.group(2), body))
             elif match and match.group(3):
-                self._json(501, {"error": f"{match.group(3)} is not supported by this model's signature"})
+                self.send_json(501, {"error": f"{match.group(3)} is not supported by this model's signature"})
             else:
-                self._send(404, b"", "text/plain")
-
-        def _json(self, status: int, payload: dict[str, Any]) -> None:
-            self._send(status, json.dumps(payload).encode(), "application/json")
-
-        def _send(self, status: int, body: bytes, content_type: str) -> None:
-            self.send_response(status)
-            self.send_header("Content-Type", content_type)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
+                self.send_body(404, b"", "text/plain")
 
     return Handler

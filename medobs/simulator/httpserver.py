@@ -1,0 +1,70 @@
+"""What the simulator's HTTP parts share: a JSON-answering handler, a background server, client sessions."""
+
+from __future__ import annotations
+
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import requests
+
+from medobs import UserError
+
+
+class Handler(BaseHTTPRequestHandler):
+    """Keep-alive HTTP/1.1, quiet (no access log), with helpers to answer."""
+
+    protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # headers and body go out at once (no 40 ms delayed-ACK stall)
+
+    @property
+    def route(self) -> str:
+        """The request path without the query string."""
+        return self.path.split("?", 1)[0]
+
+    def read_body(self) -> bytes:
+        return self.rfile.read(int(self.headers.get("Content-Length") or 0))
+
+    def send_json(self, status: int, payload: Any) -> None:
+        self.send_body(status, json.dumps(payload).encode(), "application/json")
+
+    def send_body(self, status: int, body: bytes, content_type: str) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+def serve(handler: type[BaseHTTPRequestHandler], listen: tuple[str, int], name: str) -> ThreadingHTTPServer:
+    """Serve ``handler`` on ``listen`` in a background thread; the caller owns ``shutdown()``.
+
+    A port that cannot be bound is a UserError naming the endpoint, not a traceback.
+    """
+    try:
+        server = ThreadingHTTPServer(listen, handler)
+    except OSError as error:
+        raise UserError(
+            f"{name}: cannot listen on {listen[0]}:{listen[1]}: {error.strerror}; "
+            "stop what uses it or pass another address (or --port-offset)"
+        ) from None
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1}, name=name, daemon=True).start()
+    return server
+
+
+class Sessions:
+    """One keep-alive ``requests.Session`` per thread (a Session is not thread-safe)."""
+
+    def __init__(self) -> None:
+        self._local = threading.local()
+
+    def get(self) -> requests.Session:
+        session = getattr(self._local, "session", None)
+        if session is None:
+            session = self._local.session = requests.Session()
+        return session
