@@ -362,13 +362,32 @@ def listen_address(value: str) -> tuple[str, int]:
     return host.strip("[]") or "0.0.0.0", int(port)
 
 
+def seconds(value: str) -> float:
+    """argparse type for a duration in seconds, 0 or more (0 usually turns a feature off)."""
+    try:
+        number = float(value)
+    except ValueError:
+        number = math.nan
+    if not number >= 0 or number == math.inf:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a number of seconds (0 or more)")
+    return number
+
+
+def positive_seconds(value: str) -> float:
+    """argparse type for a duration in seconds above 0."""
+    number = seconds(value)
+    if number == 0:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a number of seconds above 0")
+    return number
+
+
 def add_server_arguments(parser: argparse.ArgumentParser, default_port: int, ceiling: float = 10.0) -> None:
     parser.add_argument(
         "--listen", type=listen_address, default=("0.0.0.0", default_port), metavar="HOST:PORT",
         help=f"where to serve /metrics (default: :{default_port})",
     )
     parser.add_argument(
-        "--scrape-timeout-ceiling", type=float, default=ceiling, metavar="SECONDS",
+        "--scrape-timeout-ceiling", type=positive_seconds, default=ceiling, metavar="SECONDS",
         help="longest a collection may take, whatever timeout Prometheus sends (default: %(default)s)",
     )
 

@@ -147,7 +147,7 @@ def _get(url: str) -> str | None:
 
 @pytest.mark.parametrize("args,message", [
     (["--pcie-interval", "-1"], "'-1' is not a number of seconds (0 or more)"),
-    (["--pod-refresh-interval", "0"], "'0' is not a number of seconds (above 0 or more)"),
+    (["--pod-refresh-interval", "0"], "'0' is not a number of seconds above 0"),
     (["--listen", "9400"], "'9400' is not HOST:PORT"),
 ])
 def test_bad_flags_are_one_line(args, message):

@@ -65,7 +65,7 @@ def one_line_error(*args: str) -> str:
         (["--model", MODEL, "--tfserving-url", "ftp://tf:8501"], "'ftp://tf:8501' is not an http(s) URL"),
         (["--model", "a/b"], "'a/b' is not a model name"),
         (["--model", MODEL, "--probe-shape", "224,x,3"], "'224,x,3' is not a tensor shape"),
-        (["--model", MODEL, "--probe-timeout", "0"], "'0': must be more than 0 seconds"),
+        (["--model", MODEL, "--probe-timeout", "0"], "'0' is not a number of seconds above 0"),
         (["--model", MODEL, "--probe-interval", "soon"], "'soon' is not a number of seconds"),
         (["--model", MODEL, "--proxy-listen", "8502"], "'8502' is not HOST:PORT"),
     ],

@@ -328,7 +328,7 @@ def _try_scrape(url):
         (["--rabbitmq-url", "amqp://rabbitmq:5672"], "is not an http(s) URL"),
         (["--include-queue", "("], "is not a regular expression"),
         (["--page-size", "900"], "is not a page size from 1 to 500"),
-        (["--topology-interval", "0"], "is not a positive number of seconds"),
+        (["--topology-interval", "0"], "is not a number of seconds above 0"),
         (["--rabbitmq-user", "monitor"], "no password for user 'monitor'"),
         (["--ca-file", "/no/such/ca.pem"], "/no/such/ca.pem: no such file"),
         (["--listen", "9419"], "is not HOST:PORT"),

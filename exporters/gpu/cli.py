@@ -6,28 +6,10 @@ import argparse
 import os
 import socket
 
-from medobs.exporters.base import add_server_arguments, serve
+from medobs.exporters.base import add_server_arguments, positive_seconds, seconds, serve
 from medobs.exporters.gpu.podresources import DEFAULT_SOCKET
 
 DEFAULT_PORT = 9400
-
-
-def _seconds(value: str, allow_zero: bool) -> float:
-    try:
-        seconds = float(value)
-    except ValueError:
-        seconds = -1.0
-    if seconds < 0 or (seconds == 0 and not allow_zero):
-        raise argparse.ArgumentTypeError(f"{value!r} is not a number of seconds ({'0' if allow_zero else 'above 0'} or more)")
-    return seconds
-
-
-def _interval(value: str) -> float:
-    return _seconds(value, allow_zero=False)
-
-
-def _interval_or_off(value: str) -> float:
-    return _seconds(value, allow_zero=True)
 
 
 def add_parser(exporters: argparse._SubParsersAction) -> None:
@@ -57,15 +39,15 @@ def add_parser(exporters: argparse._SubParsersAction) -> None:
         help="the kubelet pod-resources socket; attribution is off while it is absent (default: %(default)s)",
     )
     parser.add_argument(
-        "--pod-refresh-interval", type=_interval, default=10.0, metavar="SECONDS",
+        "--pod-refresh-interval", type=positive_seconds, default=10.0, metavar="SECONDS",
         help="how often to ask the kubelet which pod holds which GPU (default: %(default)s)",
     )
     parser.add_argument(
-        "--pcie-interval", type=_interval_or_off, default=10.0, metavar="SECONDS",
+        "--pcie-interval", type=seconds, default=10.0, metavar="SECONDS",
         help="how often to sample PCIe throughput in the background; 0 turns it off (default: %(default)s)",
     )
     parser.add_argument(
-        "--nvml-retry-max", type=_interval, default=60.0, metavar="SECONDS",
+        "--nvml-retry-max", type=positive_seconds, default=60.0, metavar="SECONDS",
         help="longest wait between NVML initialisation attempts, doubling from 1 s (default: %(default)s)",
     )
     parser.set_defaults(handler=run)

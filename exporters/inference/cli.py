@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import math
 import re
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -12,7 +11,7 @@ from urllib.parse import urlsplit
 from prometheus_client import CollectorRegistry, disable_created_metrics
 
 from medobs import UserError, scrape
-from medobs.exporters.base import add_server_arguments, listen_address, safe_url, serve
+from medobs.exporters.base import add_server_arguments, listen_address, positive_seconds, safe_url, seconds, serve
 from medobs.exporters.inference.collector import METRICS_PATH, InferenceExporter
 from medobs.exporters.inference.probe import DEFAULT_SHAPE, Probe, image_body, instances_in
 from medobs.exporters.inference.proxy import InferenceProxy
@@ -54,24 +53,6 @@ def model_name(value: str) -> str:
     if not _MODEL_NAME.fullmatch(value):
         raise argparse.ArgumentTypeError(f"{value!r} is not a model name (no '/', ':', '?', '#' or spaces)")
     return value
-
-
-def seconds(value: str) -> float:
-    """argparse type: a number of seconds, 0 or more."""
-    try:
-        number = float(value)
-    except ValueError:
-        number = math.nan
-    if not number >= 0:
-        raise argparse.ArgumentTypeError(f"{value!r} is not a number of seconds")
-    return number
-
-
-def positive_seconds(value: str) -> float:
-    number = seconds(value)
-    if number == 0:
-        raise argparse.ArgumentTypeError(f"{value!r}: must be more than 0 seconds")
-    return number
 
 
 def image_shape(value: str) -> tuple[int, ...]:

@@ -9,7 +9,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from medobs import UserError
-from medobs.exporters.base import add_server_arguments, read_secret, serve
+from medobs.exporters.base import add_server_arguments, positive_seconds, read_secret, serve
 from medobs.exporters.queue.client import HttpClient, TlsOptions
 from medobs.exporters.queue.collector import DEPTH_SOURCES, KEDA_MODES, QueueExporter, Settings
 from medobs.exporters.queue.management import MAX_PAGE_SIZE, ManagementApi
@@ -47,16 +47,6 @@ def _regex(value: str) -> re.Pattern[str]:
         raise argparse.ArgumentTypeError(f"{value!r} is not a regular expression: {error}") from None
 
 
-def _positive(value: str) -> float:
-    try:
-        number = float(value)
-    except ValueError:
-        number = 0.0
-    if number <= 0:
-        raise argparse.ArgumentTypeError(f"{value!r} is not a positive number of seconds")
-    return number
-
-
 def _page_size(value: str) -> int:
     if not value.isdigit() or not 1 <= int(value) <= MAX_PAGE_SIZE:
         raise argparse.ArgumentTypeError(f"{value!r} is not a page size from 1 to {MAX_PAGE_SIZE}")
@@ -92,11 +82,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="a node's Prometheus plugin (repeat per node), instead of the nodes /api/nodes lists",
     )
     source.add_argument(
-        "--topology-interval", type=_positive, default=60.0, metavar="SECONDS",
+        "--topology-interval", type=positive_seconds, default=60.0, metavar="SECONDS",
         help="how often to re-read nodes, queue arguments and states, policies, bindings (default: %(default)s)",
     )
     source.add_argument(
-        "--details-interval", type=_positive, default=30.0, metavar="SECONDS",
+        "--details-interval", type=positive_seconds, default=30.0, metavar="SECONDS",
         help="how often to re-read consumer utilisation, head message timestamps, dead-letter counters "
         "(default: %(default)s)",
     )
