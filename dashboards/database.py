@@ -52,12 +52,12 @@ def _pool() -> Row:
     ])
 
 
-def _usage_quantile(quantile: str) -> Any:
+def _usage_quantile(quantile: float) -> Any:
     """A micrometer percentile of the pool's usage timer (a summary quantile: max over instances)."""
-    matcher = f'quantile="{quantile}"'
+    matcher = f'quantile="{quantile!r}"'
     return target(
         f"max by (pool) ({JOB_INSTANCE(gateway.HIKARI_USAGE.name, matcher)})",
-        f"{{{{pool}}}} p{round(float(quantile) * 100)}",
+        f"{{{{pool}}}} p{round(quantile * 100)}",
     )
 
 
@@ -71,7 +71,7 @@ def _queries() -> Row:
             "p95 / p99 of how long the service holds a connection per use (HikariCP usage timer; needs "
             "micrometer percentiles 0.95,0.99 for hikaricp.connections.usage), and the mean.",
             SECONDS,
-            *[_usage_quantile(quantile) for quantile in ("0.95", "0.99")],
+            *[_usage_quantile(quantile) for quantile in gateway.HIKARI_USAGE_PERCENTILES],
             target(mean(JOB_INSTANCE(usage.sum), JOB_INSTANCE(usage.count), "pool"), "{{pool}} mean"),
         ),
         timeseries(

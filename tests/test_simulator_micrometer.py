@@ -100,3 +100,23 @@ def test_same_named_families_are_written_once():
     result = subprocess.run([require_binary("promtool"), "check", "metrics"], input=body,
                             capture_output=True, timeout=30)
     assert result.returncode != 1 and b"parsing error" not in result.stderr, result.stderr
+
+
+def test_percentiles_are_written_as_summary_quantiles_of_the_recent_window():
+    now = [0.0]
+    timer = TimerFamily(gateway.HIKARI_USAGE, gateway.HIKARI_USAGE_MAX, percentiles=(0.5, 0.95), clock=lambda: now[0])
+    for value in range(1, 101):  # 0.01 .. 1.00 s
+        timer.record(value / 100, application="study-service", pool="HikariPool-1")
+    summary = timer.families()[0]
+    quantiles = {s.labels["quantile"]: s.value for s in summary.samples if "quantile" in s.labels}
+    assert quantiles == {"0.5": 0.5, "0.95": 0.95}
+    assert next(s.value for s in summary.samples if s.name.endswith("_count")) == 100
+    now[0] += 200  # past micrometer's two-minute window: the percentiles forget, the count does not
+    summary = timer.families()[0]
+    assert {s.labels["quantile"]: s.value for s in summary.samples if "quantile" in s.labels} == {"0.5": 0.0, "0.95": 0.0}
+    assert next(s.value for s in summary.samples if s.name.endswith("_count")) == 100
+
+
+def test_a_timer_has_slo_buckets_or_percentiles_not_both():
+    with pytest.raises(ValueError, match="not both"):
+        TimerFamily(gateway.HIKARI_USAGE, gateway.HIKARI_USAGE_MAX, slo=(0.1,), percentiles=(0.5,))

@@ -89,6 +89,9 @@ HIKARI_ACQUIRE_MAX = metric(
     "Longest connection acquisition in the current micrometer step.",
     source="hikaricp", labels=_POOL, unit="seconds",
 )
+#: The platform's ``management.metrics.distribution.percentiles.hikaricp.connections.usage``:
+#: the pool usage timer's client-side percentiles (the Database board's query time p95 / p99).
+HIKARI_USAGE_PERCENTILES = (0.95, 0.99)
 HIKARI_USAGE = metric(
     "hikaricp_connections_usage_seconds", "summary",
     "Time connections are held before being returned (query time as the service sees it).",

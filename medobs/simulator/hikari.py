@@ -13,6 +13,7 @@ then fails them (SQLTransientConnectionException), and reports through micromete
     hikaricp_connections_min{...} 2.0
     hikaricp_connections_timeout_total{...} 7.0
     hikaricp_connections_acquire_seconds_count{...} 312.0
+    hikaricp_connections_usage_seconds{...,quantile="0.95"} 0.004
     hikaricp_connections_usage_seconds_count{...} 305.0
     hikaricp_connections_creation_seconds_count{...} 10.0
 """
@@ -70,7 +71,7 @@ class HikariPool:
         self._closed = False
         self._last_error: str | None = None
         self.acquire = TimerFamily(gateway.HIKARI_ACQUIRE, gateway.HIKARI_ACQUIRE_MAX)
-        self.usage = TimerFamily(gateway.HIKARI_USAGE, gateway.HIKARI_USAGE_MAX)
+        self.usage = TimerFamily(gateway.HIKARI_USAGE, gateway.HIKARI_USAGE_MAX, percentiles=gateway.HIKARI_USAGE_PERCENTILES)
         self.creation = TimerFamily(gateway.HIKARI_CREATION, gateway.HIKARI_CREATION_MAX)
         self._housekeeper = threading.Thread(target=self._housekeep, name=f"hikari-{application}", daemon=True)
         self._housekeeper.start()

@@ -15,6 +15,7 @@ time-windowed max. Series appear on first use, as micrometer registers meters la
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -22,6 +23,7 @@ from collections.abc import Callable, Iterable, Sequence
 from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily, Metric, SummaryMetricFamily
 from prometheus_client.exposition import generate_latest
 from prometheus_client.registry import Collector
+from prometheus_client.samples import Sample
 
 from medobs.catalog import Metric as CatalogMetric
 from medobs.catalog.gateway import micrometer_le
@@ -67,15 +69,53 @@ class WindowMax:
         return self._ring[self._current]
 
 
-class Timer:
-    """One timer series: count, total seconds, max, and cumulative counts at the SLO bounds."""
+class WindowPercentiles:
+    """micrometer's TimeWindowPercentileHistogram: percentiles of roughly the last ``expiry``
+    seconds, with the ring rotation of :class:`WindowMax` (every value goes into every buffer)."""
 
-    def __init__(self, slo: Sequence[float], clock: Callable[[], float]):
+    def __init__(self, clock: Callable[[], float] = time.monotonic,
+                 expiry: float = MAX_EXPIRY_SECONDS, buffer_length: int = MAX_BUFFER_LENGTH):
+        self._clock = clock
+        self._rotation = expiry / buffer_length
+        self._ring: list[list[float]] = [[] for _ in range(buffer_length)]
+        self._current = 0
+        self._last_rotation = clock()
+
+    def _rotate(self) -> None:
+        elapsed = self._clock() - self._last_rotation
+        if elapsed < self._rotation:
+            return
+        steps = int(elapsed // self._rotation)
+        for _ in range(min(steps, len(self._ring))):
+            self._ring[self._current] = []
+            self._current = (self._current + 1) % len(self._ring)
+        self._last_rotation += steps * self._rotation
+
+    def record(self, value: float) -> None:
+        self._rotate()
+        for values in self._ring:
+            values.append(value)
+
+    def value(self, quantile: float) -> float:
+        """The value at ``quantile`` (nearest rank), 0 when the window holds nothing."""
+        self._rotate()
+        values = sorted(self._ring[self._current])
+        if not values:
+            return 0.0
+        return values[max(0, math.ceil(quantile * len(values)) - 1)]
+
+
+class Timer:
+    """One timer series: count, total seconds, max, cumulative counts at the SLO bounds, and the
+    client-side percentiles when the timer publishes some."""
+
+    def __init__(self, slo: Sequence[float], publishes_percentiles: bool, clock: Callable[[], float]):
         self.slo = tuple(slo)
         self.count = 0
         self.total = 0.0
         self.buckets = [0] * len(self.slo)
         self.max = WindowMax(clock)
+        self.percentiles = WindowPercentiles(clock) if publishes_percentiles else None
 
     def record(self, seconds: float) -> None:
         self.count += 1
@@ -84,20 +124,26 @@ class Timer:
             if seconds <= bound:
                 self.buckets[i] += 1
         self.max.record(seconds)
+        if self.percentiles is not None:
+            self.percentiles.record(seconds)
 
 
 class TimerFamily:
     """A micrometer timer name: its series by label values (in the catalog entry's label order).
 
-    With ``slo`` bounds it is written as a histogram, without as a summary; ``max_entry`` is the
-    separate ``*_max`` gauge micrometer always writes.
+    With ``slo`` bounds it is written as a histogram, without as a summary (with a ``quantile``
+    series per configured percentile, as ``management.metrics.distribution.percentiles`` makes
+    micrometer write them); ``max_entry`` is the separate ``*_max`` gauge micrometer always writes.
     """
 
     def __init__(self, entry: CatalogMetric, max_entry: CatalogMetric, slo: Sequence[float] = (),
-                 clock: Callable[[], float] = time.monotonic):
+                 percentiles: Sequence[float] = (), clock: Callable[[], float] = time.monotonic):
         if max_entry.labels != entry.labels:
             raise ValueError(f"{max_entry.name} must have the labels of {entry.name}")
+        if slo and percentiles:
+            raise ValueError(f"{entry.name}: a timer is written with SLO buckets or percentiles, not both")
         self.entry, self.max_entry, self.slo, self._clock = entry, max_entry, tuple(slo), clock
+        self.percentiles = tuple(percentiles)
         self._series: dict[tuple[str, ...], Timer] = {}
         self._lock = threading.Lock()
 
@@ -108,7 +154,7 @@ class TimerFamily:
         with self._lock:
             timer = self._series.get(key)
             if timer is None:
-                timer = self._series[key] = Timer(self.slo, self._clock)
+                timer = self._series[key] = Timer(self.slo, bool(self.percentiles), self._clock)
             timer.record(seconds)
 
     def snapshot(self) -> dict[tuple[str, ...], tuple[int, float]]:
@@ -129,6 +175,9 @@ class TimerFamily:
                     buckets = [(micrometer_le(b), float(c)) for b, c in zip(self.slo, timer.buckets, strict=True)]
                     main.add_metric(list(key), buckets + [("+Inf", float(timer.count))], timer.total)
                 else:
+                    for quantile in self.percentiles:
+                        value = timer.percentiles.value(quantile)
+                        main.samples.append(Sample(self.entry.name, {**dict(zip(labels, key)), "quantile": repr(quantile)}, value))
                     main.add_metric(list(key), count_value=timer.count, sum_value=timer.total)
                 peak.add_metric(list(key), timer.max.value())
         return [main, peak]
