@@ -31,14 +31,16 @@ dashboards: build
 	$(MEDOBS) dashboards lint
 	$(MEDOBS) dashboards publish $(DASHBOARDS_FLAGS)
 
+# The local stack on loopback (`medobs stack --help`): waits until Prometheus scrapes every target,
+# then prints the health table and the addresses. Flags: STACK_FLAGS="--port-offset 1000".
 up: deps venv build
-	$(MEDOBS) stack up
+	$(MEDOBS) stack $(STACK_FLAGS) up
 
 down: venv
-	$(MEDOBS) stack down
+	$(MEDOBS) stack $(STACK_FLAGS) down
 
 status: venv
-	$(MEDOBS) stack status
+	$(MEDOBS) stack $(STACK_FLAGS) status
 
 test: deps venv
 	$(PY) -m pytest

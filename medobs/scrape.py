@@ -5,6 +5,10 @@
 - ``kubernetes``: ``kubernetes_sd_configs`` with the platform's relabelling (keep ``app=...``),
   plus prometheus-operator ``PodMonitor`` / ``ServiceMonitor`` objects.
 
+The cluster's own telemetry (cAdvisor through the kubelet, kube-state-metrics, cert-manager) is
+scraped where it lives in a cluster; in the native and compose flavours the platform simulator
+(``medobs simulate``) stands in for it.
+
 All three come from :data:`JOBS`, so a job added here reaches every flavour.
 """
 
@@ -23,15 +27,25 @@ MONITORING_NAMESPACE = "monitoring"
 
 Flavour = Literal["compose", "native", "kubernetes"]
 FLAVOURS: tuple[Flavour, ...] = ("compose", "native", "kubernetes")
+#: How Prometheus in a pod authenticates to the kubelet: its service account's token and CA.
+SERVICE_ACCOUNT = "/var/run/secrets/kubernetes.io/serviceaccount"
+#: The Service prometheus-operator keeps for the kubelets (its --kubelet-service flag), as in kube-prometheus.
+KUBELET_SERVICE_NAMESPACE = "kube-system"
 
 
 @dataclass(frozen=True)
 class ScrapeJob:
     """One Prometheus job and where its targets are in each flavour.
 
-    ``k8s_kind`` ``pod`` selects pods by their ``app`` label and a container port number
-    (PodMonitor); ``service`` selects services by ``app`` and a port named ``metrics``
-    (ServiceMonitor); ``None`` means the job is not scraped this way in Kubernetes.
+    ``k8s_kind`` ``pod`` selects pods by their ``k8s_label`` (``app``) and a container port
+    number (PodMonitor); ``service`` selects services in ``k8s_namespace`` by ``k8s_label`` and
+    the port named ``k8s_port_name`` (ServiceMonitor); ``node`` scrapes every node's kubelet over
+    HTTPS with the service account's token and CA (the ServiceMonitor of prometheus-operator's
+    kubelet Service); ``None`` means the job is not scraped this way in Kubernetes.
+
+    ``honor_labels`` keeps the ``namespace`` / ``pod`` / ``container`` labels the target writes
+    about other objects (cAdvisor, kube-state-metrics, cert-manager) instead of labelling them
+    with the target's own pod; ``platform_namespace_only`` drops the series of other namespaces.
     """
 
     name: str
@@ -40,17 +54,32 @@ class ScrapeJob:
     description: str
     service: str  # the platform service it watches: the `service` label of its alerts
     metrics_path: str = "/metrics"
-    k8s_kind: Literal["pod", "service"] | None = None
+    k8s_kind: Literal["pod", "service", "node"] | None = None
     k8s_app: str = ""
+    k8s_label: str = "app"
+    k8s_namespace: str = NAMESPACE
+    k8s_port_name: str = "metrics"
+    #: Where the local stand-in listens (native and compose) when ``port`` is another job's there.
+    local_port: int | None = None
+    honor_labels: bool = False
+    #: False for cAdvisor: its samples carry timestamps, which would keep vanished containers'
+    #: series alive for five minutes (no staleness markers), as kube-prometheus notes.
+    honor_timestamps: bool = True
+    platform_namespace_only: bool = False
+
+    @property
+    def stand_in_port(self) -> int:
+        """The port of the job's target in the native and compose flavours."""
+        return self.local_port or self.port
 
 
 JOBS: tuple[ScrapeJob, ...] = (
     ScrapeJob(
-        "api-gateway", 8080, "api-gateway", "Spring Cloud Gateway (micrometer, HikariCP)",
+        "api-gateway", 8080, "simulator", "Spring Cloud Gateway (micrometer, HikariCP)",
         service="api-gateway", metrics_path="/actuator/prometheus", k8s_kind="pod", k8s_app="api-gateway",
     ),
     ScrapeJob(
-        "ml-inference", 8501, "ml-inference", "TensorFlow Serving's own metrics (REST port)",
+        "ml-inference", 8501, "simulator", "TensorFlow Serving's own metrics (REST port)",
         service="ml-inference", metrics_path="/monitoring/prometheus/metrics",
         k8s_kind="pod", k8s_app="ml-inference",
     ),
@@ -80,6 +109,23 @@ JOBS: tuple[ScrapeJob, ...] = (
         "prometheus-node-exporter: host metrics and the textfile collector (backup freshness)",
         service="node", k8s_kind="pod", k8s_app="node-exporter",
     ),
+    ScrapeJob(
+        "cadvisor", 10250, "simulator", "cAdvisor's container metrics, served by each node's kubelet",
+        service="kubernetes", metrics_path="/metrics/cadvisor", k8s_kind="node", k8s_app="kubelet",
+        k8s_label="app.kubernetes.io/name", k8s_namespace=KUBELET_SERVICE_NAMESPACE, k8s_port_name="https-metrics",
+        honor_labels=True, honor_timestamps=False, platform_namespace_only=True,
+    ),
+    ScrapeJob(
+        "kube-state-metrics", 8080, "simulator", "kube-state-metrics: deployments, pods, restarts, HPAs",
+        service="kubernetes", k8s_kind="service", k8s_app="kube-state-metrics",
+        k8s_label="app.kubernetes.io/name", k8s_namespace=MONITORING_NAMESPACE, k8s_port_name="http",
+        local_port=8090, honor_labels=True, platform_namespace_only=True,
+    ),
+    ScrapeJob(
+        "cert-manager", 9402, "simulator", "cert-manager's controller: certificate expiry and readiness",
+        service="kubernetes", k8s_kind="service", k8s_app="cert-manager", k8s_label="app.kubernetes.io/name",
+        k8s_namespace="cert-manager", k8s_port_name="http-metrics", honor_labels=True,
+    ),
     ScrapeJob("prometheus", 9090, "prometheus", "Prometheus itself", service="monitoring"),
     ScrapeJob("alertmanager", 9093, "alertmanager", "Alertmanager", service="monitoring"),
 )
@@ -94,19 +140,43 @@ def job(name: str) -> ScrapeJob:
     raise KeyError(name)
 
 
+def _scrape_options(job: ScrapeJob) -> dict[str, Any]:
+    """What every flavour of a job shares besides its targets."""
+    options: dict[str, Any] = {"job_name": job.name, "metrics_path": job.metrics_path}
+    if job.honor_labels:
+        options["honor_labels"] = True
+    if not job.honor_timestamps:
+        options["honor_timestamps"] = False
+    if job.platform_namespace_only:
+        options["metric_relabel_configs"] = [{"source_labels": ["namespace"], "action": "keep", "regex": NAMESPACE}]
+    return options
+
+
 def _static_job(job: ScrapeJob, address: str) -> dict[str, Any]:
-    return {
-        "job_name": job.name,
-        "metrics_path": job.metrics_path,
-        "static_configs": [{"targets": [address]}],
-    }
+    return {**_scrape_options(job), "static_configs": [{"targets": [address]}]}
+
+
+def _meta_label(label: str) -> str:
+    """A Kubernetes label as discovery's meta label: ``app.kubernetes.io/name`` -> ``app_kubernetes_io_name``."""
+    return "".join(c if c.isalnum() else "_" for c in label)
 
 
 def _kubernetes_job(job: ScrapeJob) -> dict[str, Any]:
+    options = _scrape_options(job)
+    if job.k8s_kind == "node":
+        return {
+            **options,
+            "scheme": "https",
+            "authorization": {"credentials_file": f"{SERVICE_ACCOUNT}/token"},
+            "tls_config": {"ca_file": f"{SERVICE_ACCOUNT}/ca.crt"},
+            "kubernetes_sd_configs": [{"role": "node"}],
+            "relabel_configs": [{"source_labels": ["__meta_kubernetes_node_name"], "target_label": "node"}],
+        }
+    label = _meta_label(job.k8s_label)
     if job.k8s_kind == "pod":
         meta = "__meta_kubernetes_pod"
         selection = [
-            {"source_labels": [f"{meta}_label_app"], "action": "keep", "regex": job.k8s_app},
+            {"source_labels": [f"{meta}_label_{label}"], "action": "keep", "regex": job.k8s_app},
             {"source_labels": [f"{meta}_container_port_number"], "action": "keep", "regex": str(job.port)},
             {"source_labels": [f"{meta}_phase"], "action": "drop", "regex": "Pending|Succeeded|Failed"},
         ]
@@ -114,44 +184,48 @@ def _kubernetes_job(job: ScrapeJob) -> dict[str, Any]:
     else:
         meta = "__meta_kubernetes_service"
         selection = [
-            {"source_labels": [f"{meta}_label_app"], "action": "keep", "regex": job.k8s_app},
-            {"source_labels": ["__meta_kubernetes_endpoint_port_name"], "action": "keep", "regex": "metrics"},
+            {"source_labels": [f"{meta}_label_{label}"], "action": "keep", "regex": job.k8s_app},
+            {"source_labels": ["__meta_kubernetes_endpoint_port_name"], "action": "keep", "regex": job.k8s_port_name},
         ]
         role = "endpoints"
-    identity = [
+    # A job that honours the target's labels describes other pods: its own pod must not label them.
+    identity = [] if job.honor_labels else [
         {"source_labels": ["__meta_kubernetes_namespace"], "target_label": "namespace"},
         {"source_labels": ["__meta_kubernetes_pod_name"], "target_label": "pod"},
         {"source_labels": ["__meta_kubernetes_pod_container_name"], "target_label": "container"},
         {"source_labels": ["__meta_kubernetes_pod_node_name"], "target_label": "node"},
     ]
     return {
-        "job_name": job.name,
-        "metrics_path": job.metrics_path,
-        "kubernetes_sd_configs": [{"role": role, "namespaces": {"names": [NAMESPACE]}}],
+        **options,
+        "kubernetes_sd_configs": [{"role": role, "namespaces": {"names": [job.k8s_namespace]}}],
         "relabel_configs": selection + identity,
     }
 
 
-def prometheus_config(flavour: Flavour, ports: dict[str, int] | None = None) -> dict[str, Any]:
+def prometheus_config(
+    flavour: Flavour, ports: dict[str, int] | None = None, scrape_interval: str = SCRAPE_INTERVAL
+) -> dict[str, Any]:
     """The whole prometheus.yml for a flavour.
 
     ``ports`` overrides loopback ports by job name (native flavour only; the local stack uses
-    it to run beside another stack).
+    it to run beside another stack); ``scrape_interval`` is also the evaluation interval when
+    it differs from the platform's 15s (a test stack that wants faster scrapes).
     """
     ports = ports or {}
     if flavour == "native":
-        scrape_configs = [_static_job(j, f"127.0.0.1:{ports.get(j.name, j.port)}") for j in JOBS]
+        scrape_configs = [_static_job(j, f"127.0.0.1:{ports.get(j.name, j.stand_in_port)}") for j in JOBS]
         alertmanager = f"127.0.0.1:{ports.get('alertmanager', job('alertmanager').port)}"
     elif flavour == "compose":
-        scrape_configs = [_static_job(j, f"{j.compose_host}:{j.port}") for j in JOBS]
+        scrape_configs = [_static_job(j, f"{j.compose_host}:{j.stand_in_port}") for j in JOBS]
         alertmanager = f"alertmanager:{job('alertmanager').port}"
     else:
         scrape_configs = [_kubernetes_job(j) for j in JOBS if j.k8s_kind]
         alertmanager = f"alertmanager-operated.{MONITORING_NAMESPACE}.svc:9093"
+    evaluation_interval = EVALUATION_INTERVAL if scrape_interval == SCRAPE_INTERVAL else scrape_interval
     return {
         "global": {
-            "scrape_interval": SCRAPE_INTERVAL,
-            "evaluation_interval": EVALUATION_INTERVAL,
+            "scrape_interval": scrape_interval,
+            "evaluation_interval": evaluation_interval,
             "external_labels": {"platform": "medical-platform"},
         },
         "rule_files": ["rules/*.yml"],
@@ -168,19 +242,34 @@ def _monitor_object(job: ScrapeJob) -> dict[str, Any]:
         "labels": {"app.kubernetes.io/part-of": "medobs"},
     }
     spec: dict[str, Any] = {
-        "namespaceSelector": {"matchNames": [NAMESPACE]},
-        "selector": {"matchLabels": {"app": job.k8s_app}},
+        "namespaceSelector": {"matchNames": [job.k8s_namespace]},
+        "selector": {"matchLabels": {job.k8s_label: job.k8s_app}},
     }
     if job.k8s_kind == "pod":
         endpoint["portNumber"] = job.port
         spec["podMetricsEndpoints"] = [endpoint]
         kind = "PodMonitor"
     else:
-        endpoint["port"] = "metrics"
+        endpoint["port"] = job.k8s_port_name
         spec["endpoints"] = [endpoint]
         kind = "ServiceMonitor"
+    if job.k8s_kind == "node":
+        endpoint["scheme"] = "https"
+        endpoint["bearerTokenFile"] = f"{SERVICE_ACCOUNT}/token"
+        endpoint["tlsConfig"] = {"caFile": f"{SERVICE_ACCOUNT}/ca.crt"}
+    if job.honor_labels:
+        endpoint["honorLabels"] = True
+    if not job.honor_timestamps:
+        endpoint["honorTimestamps"] = False
+    if job.platform_namespace_only:
+        endpoint["metricRelabelings"] = [
+            {"sourceLabels": ["namespace"], "action": "keep", "regex": NAMESPACE}
+        ]
     # The job label is the ScrapeJob name, as in the other flavours, so alerts and dashboards agree.
     endpoint["relabelings"] = [{"action": "replace", "targetLabel": "job", "replacement": job.name}]
+    if job.honor_labels and job.k8s_kind == "service":
+        # The operator labels targets with the exporter's own pod and service; kube-prometheus drops them.
+        endpoint["relabelings"].append({"action": "labeldrop", "regex": "pod|service|endpoint|namespace|container"})
     return {"apiVersion": "monitoring.coreos.com/v1", "kind": kind, "metadata": metadata, "spec": spec}
 
 

@@ -1,9 +1,13 @@
 """``medobs stack``: the local monitoring stack on loopback, without Docker.
 
 ``up`` starts each component as a background process with its pid, log and data under a state
-folder outside the source tree (``$MEDOBS_STATE_DIR``, default ``~/.local/state/medobs``);
-``down`` stops exactly the processes ``up`` recorded; ``status`` shows each component and each
-Prometheus target's health; ``logs`` shows a component's log.
+folder outside the source tree (``$MEDOBS_STATE_DIR``, default ``~/.local/state/medobs``):
+Prometheus and Alertmanager with the generated configs, postgres_exporter, redis_exporter and
+node_exporter, the package's queue, GPU and inference exporters, and the platform simulator
+(gateway, TF Serving, kubelet/cAdvisor, kube-state-metrics, cert-manager, real RabbitMQ and
+PostgreSQL traffic) with the inference sidecar's proxy in its predict path. ``down`` stops
+exactly the processes ``up`` recorded; ``status`` shows each component and each Prometheus
+target's health; ``logs`` shows a component's log.
 """
 
 from __future__ import annotations
@@ -20,34 +24,60 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import psutil
 import requests
 import yaml
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from medobs import REPO_ROOT, UserError, scrape
+from medobs import REPO_ROOT, UserError, port_offset_from_environment, scrape
 from medobs.alerts import alertmanager
+from medobs.catalog import Metric, gpu, inference, postgres, queue, redis
+from medobs.simulator.cli import CONTROL_PORT
+from medobs.simulator.tfserving import MODEL
 
 DEFAULT_STATE_DIR = Path(os.environ.get("XDG_STATE_HOME", Path.home() / ".local" / "state")) / "medobs"
+#: Loopback ports of the stack that no scrape job has (moved by the port offset too).
+EXTRA_PORTS = {
+    "simulator-control": CONTROL_PORT,
+    # the inference sidecar's in-path proxy: the simulator sends its predicts through it
+    "inference-proxy": 8502,
+}
+DEFAULT_POSTGRES_DSN = "postgresql://postgres@127.0.0.1:5432/postgres?sslmode=disable"
+#: The exporters' own health gauge, shown beside their target in the health table.
+SELF_HEALTH: dict[str, Metric] = {
+    "gpu": gpu.UP, "rabbitmq": queue.UP, "inference-exporter": inference.UP,
+    "postgresql": postgres.UP, "redis": redis.UP,
+}
 
 
 @dataclass(frozen=True)
 class Stack:
-    """Where one stack keeps its state and which loopback ports it uses."""
+    """Where one stack keeps its state, which loopback ports it uses, and what the simulator uses."""
 
     state_dir: Path
     build_dir: Path
     port_offset: int = 0
+    scrape_interval: str = scrape.SCRAPE_INTERVAL
+    rabbitmq_vhost: str = "/"
+    postgres_database: str = "medical_platform"
+    queue_include_vhost: str | None = None  # the queue exporter's --include-vhost (None: every vhost)
 
-    def port(self, job_name: str) -> int:
-        return scrape.job(job_name).port + self.port_offset
+    def port(self, name: str) -> int:
+        """The loopback port of a scrape job or of one of :data:`EXTRA_PORTS`."""
+        base = EXTRA_PORTS[name] if name in EXTRA_PORTS else scrape.job(name).stand_in_port
+        return base + self.port_offset
 
     @property
     def ports(self) -> dict[str, int]:
         return {name: self.port(name) for name in scrape.JOB_NAMES}
 
-    def url(self, job_name: str) -> str:
-        return f"http://127.0.0.1:{self.port(job_name)}"
+    def url(self, name: str) -> str:
+        return f"http://127.0.0.1:{self.port(name)}"
+
+    def address(self, name: str) -> str:
+        return f"127.0.0.1:{self.port(name)}"
 
     def path(self, *parts: str) -> Path:
         return self.state_dir.joinpath(*parts)
@@ -57,9 +87,9 @@ class Stack:
         built = self.build_dir / "prometheus" / "prometheus-native.yml"
         if not built.exists():
             raise UserError(f"{built} is missing: run `make build` first (or pass --build-dir)")
-        if self.port_offset == 0:
+        if self.port_offset == 0 and self.scrape_interval == scrape.SCRAPE_INTERVAL:
             return built
-        config = scrape.prometheus_config("native", self.ports)
+        config = scrape.prometheus_config("native", self.ports, self.scrape_interval)
         config["rule_files"] = [str(self.build_dir / "prometheus" / "rules" / "*.yml")]
         target = self.path("prometheus.yml")
         target.write_text(yaml.safe_dump(config, sort_keys=True))
@@ -81,15 +111,24 @@ class Stack:
 
 @dataclass(frozen=True)
 class Component:
-    """A process of the stack: how to start it and how to tell it is ready."""
+    """A process of the stack: how to start it and how to tell it is ready.
+
+    ``ports`` are the stack ports it listens on (scrape jobs or :data:`EXTRA_PORTS`); the first
+    answers ``ready_path`` once it is ready. ``jobs`` are the scrape jobs whose targets it serves.
+    """
 
     name: str
-    job: str  # the scrape job whose port it listens on
+    ports: tuple[str, ...]
     binary: str
     install_hint: str
     argv: Callable[[Stack], list[str]]
     ready_path: str = "/metrics"
     env: Callable[[Stack], dict[str, str]] = field(default=lambda stack: {})
+    jobs: tuple[str, ...] = ()
+
+    @property
+    def scrape_jobs(self) -> tuple[str, ...]:
+        return self.jobs or self.ports[:1]
 
 
 def _prometheus_argv(stack: Stack) -> list[str]:
@@ -111,9 +150,13 @@ def _postgres_exporter_argv(stack: Stack) -> list[str]:
     ]
 
 
+def _postgres_dsn() -> str:
+    # The DSN carries no password: libpq reads PGPASSWORD (or ~/.pgpass) from the environment.
+    return os.environ.get("MEDOBS_POSTGRES_DSN", DEFAULT_POSTGRES_DSN)
+
+
 def _postgres_exporter_env(stack: Stack) -> dict[str, str]:
-    # The DSN carries no password: postgres_exporter's libpq reads PGPASSWORD from the environment.
-    return {"DATA_SOURCE_NAME": os.environ.get("MEDOBS_POSTGRES_DSN", "postgresql://postgres@127.0.0.1:5432/postgres?sslmode=disable")}
+    return {"DATA_SOURCE_NAME": _postgres_dsn()}
 
 
 def _redis_exporter_argv(stack: Stack) -> list[str]:
@@ -139,16 +182,48 @@ def _medobs(*args: str) -> list[str]:
     return [sys.executable, "-m", "medobs.cli", *args]
 
 
+def _management_url() -> str:
+    return os.environ.get("MEDOBS_RABBITMQ_URL", "http://127.0.0.1:15672")
+
+
 def _queue_exporter_argv(stack: Stack) -> list[str]:
     # Credentials, if not guest, come from RABBITMQ_USER / RABBITMQ_PASSWORD(_FILE) in the environment.
-    return _medobs(
-        "exporter", "queue", "--listen", f"127.0.0.1:{stack.port('rabbitmq')}",
-        "--rabbitmq-url", os.environ.get("MEDOBS_RABBITMQ_URL", "http://127.0.0.1:15672"),
-    )
+    argv = _medobs("exporter", "queue", "--listen", stack.address("rabbitmq"), "--rabbitmq-url", _management_url())
+    if stack.queue_include_vhost is not None:
+        argv += ["--include-vhost", stack.queue_include_vhost]
+    return argv
 
 
 def _gpu_exporter_argv(stack: Stack) -> list[str]:
-    return _medobs("exporter", "gpu", "--listen", f"127.0.0.1:{stack.port('gpu')}")
+    return _medobs("exporter", "gpu", "--listen", stack.address("gpu"))
+
+
+def _simulator_argv(stack: Stack) -> list[str]:
+    """The simulator on the stack's ports, healthy, its predicts through the sidecar's proxy."""
+    dsn = make_conninfo(**{**conninfo_to_dict(_postgres_dsn()), "dbname": stack.postgres_database})
+    return _medobs(
+        "simulate", "--scenario", "healthy",
+        "--gateway-listen", stack.address("api-gateway"),
+        "--tfserving-listen", stack.address("ml-inference"),
+        "--kubelet-listen", stack.address("cadvisor"),
+        "--kube-state-metrics-listen", stack.address("kube-state-metrics"),
+        "--cert-manager-listen", stack.address("cert-manager"),
+        "--control-listen", stack.address("simulator-control"),
+        "--tfserving-upstream", stack.url("inference-proxy"),
+        "--amqp-url", os.environ.get("MEDOBS_AMQP_URL", "amqp://127.0.0.1:5672/"),
+        "--rabbitmq-management-url", _management_url(),
+        "--rabbitmq-vhost", stack.rabbitmq_vhost,
+        "--pg-dsn", dsn,
+    )
+
+
+def _inference_exporter_argv(stack: Stack) -> list[str]:
+    """The inference sidecar beside the simulated TF Serving: its probe, and its proxy in the path."""
+    return _medobs(
+        "exporter", "inference", "--listen", stack.address("inference-exporter"),
+        "--tfserving-url", stack.url("ml-inference"), "--model", MODEL,
+        "--proxy-listen", stack.address("inference-proxy"),
+    )
 
 
 def _alertmanager_argv(stack: Stack) -> list[str]:
@@ -161,29 +236,39 @@ def _alertmanager_argv(stack: Stack) -> list[str]:
     ]
 
 
+_OURS = "reinstall medobs (make venv)"
 COMPONENTS: tuple[Component, ...] = (
     Component(
-        "prometheus", "prometheus", "prometheus", "apt install prometheus",
+        "prometheus", ("prometheus",), "prometheus", "apt install prometheus",
         _prometheus_argv, ready_path="/-/ready",
     ),
     Component(
-        "alertmanager", "alertmanager", "prometheus-alertmanager", "apt install prometheus-alertmanager",
+        "alertmanager", ("alertmanager",), "prometheus-alertmanager", "apt install prometheus-alertmanager",
         _alertmanager_argv, ready_path="/-/ready",
     ),
     Component(
-        "postgres-exporter", "postgresql", "prometheus-postgres-exporter",
+        "postgres-exporter", ("postgresql",), "prometheus-postgres-exporter",
         "apt install prometheus-postgres-exporter", _postgres_exporter_argv, env=_postgres_exporter_env,
     ),
     Component(
-        "redis-exporter", "redis", "prometheus-redis-exporter", "apt install prometheus-redis-exporter",
+        "redis-exporter", ("redis",), "prometheus-redis-exporter", "apt install prometheus-redis-exporter",
         _redis_exporter_argv,
     ),
     Component(
-        "node-exporter", "node", "prometheus-node-exporter", "apt install prometheus-node-exporter",
+        "node-exporter", ("node",), "prometheus-node-exporter", "apt install prometheus-node-exporter",
         _node_exporter_argv,
     ),
-    Component("queue-exporter", "rabbitmq", sys.executable, "reinstall medobs (make venv)", _queue_exporter_argv),
-    Component("gpu-exporter", "gpu", sys.executable, "reinstall medobs (make venv)", _gpu_exporter_argv),
+    Component("queue-exporter", ("rabbitmq",), sys.executable, _OURS, _queue_exporter_argv),
+    Component("gpu-exporter", ("gpu",), sys.executable, _OURS, _gpu_exporter_argv),
+    Component(
+        "simulator",
+        ("simulator-control", "api-gateway", "ml-inference", "cadvisor", "kube-state-metrics", "cert-manager"),
+        sys.executable, _OURS, _simulator_argv, ready_path="/healthz",
+        jobs=("api-gateway", "ml-inference", "cadvisor", "kube-state-metrics", "cert-manager"),
+    ),
+    # after the simulator: its probe finds TF Serving up; the simulator's traffic waits for its proxy
+    Component("inference-exporter", ("inference-exporter", "inference-proxy"), sys.executable, _OURS,
+              _inference_exporter_argv),
 )
 
 
@@ -231,12 +316,12 @@ def _check_can_start(stack: Stack, comp: Component) -> None:
             f"{comp.name}: `{comp.binary}` not found: {comp.install_hint} "
             "(or use the docker-compose stack: docker compose up)"
         )
-    port = stack.port(comp.job)
-    if port_in_use(port):
-        raise UserError(
-            f"{comp.name}: port {port} on 127.0.0.1 is in use by another process: stop it, or run "
-            "`medobs stack up --port-offset N` to move the whole stack"
-        )
+    for port in (stack.port(name) for name in comp.ports):
+        if port_in_use(port):
+            raise UserError(
+                f"{comp.name}: port {port} on 127.0.0.1 is in use by another process: stop it, or run "
+                "`medobs stack up --port-offset N` to move the whole stack"
+            )
 
 
 def start(stack: Stack, comp: Component) -> tuple[psutil.Process, bool]:
@@ -268,7 +353,7 @@ def start(stack: Stack, comp: Component) -> tuple[psutil.Process, bool]:
 
 
 def wait_ready(stack: Stack, comp: Component, process: psutil.Process, timeout: float = 60.0) -> None:
-    url = stack.url(comp.job) + comp.ready_path
+    url = stack.url(comp.ports[0]) + comp.ready_path
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if not process.is_running() or process.status() == psutil.STATUS_ZOMBIE:
@@ -293,49 +378,87 @@ def stop(stack: Stack, comp: Component, grace: float = 10.0) -> bool:
         os.killpg(process.pid, signal.SIGTERM)
     except ProcessLookupError:
         return False
-    try:
-        process.wait(grace)
-    except psutil.TimeoutExpired:
+    if not _gone(process, grace):
         os.killpg(process.pid, signal.SIGKILL)
-        process.wait(5)
+        _gone(process, 5)
     return True
+
+
+def _gone(process: psutil.Process, timeout: float) -> bool:
+    """Whether ``process`` exits within ``timeout`` seconds. An exited process counts at once, before
+    whoever adopted it reaps it (a zombie is not running anything)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if process.status() == psutil.STATUS_ZOMBIE:
+                return True
+        except psutil.NoSuchProcess:
+            return True
+        time.sleep(0.05)
+    return False
 
 
 # --- Prometheus targets ----------------------------------------------------------------------
 
 
+def _prometheus_api(stack: Stack, path: str, **params: str) -> Any:
+    url = stack.url("prometheus") + path
+    try:
+        response = requests.get(url, params=params, timeout=5)
+        response.raise_for_status()
+        return response.json()["data"]
+    except (requests.RequestException, ValueError, KeyError) as error:
+        raise UserError(f"Prometheus did not answer {url}: {type(error).__name__}; see `medobs stack logs prometheus`") from None
+
+
 def targets(stack: Stack) -> list[dict[str, str]]:
-    """Active targets as Prometheus reports them: job, instance, health, lastError."""
-    response = requests.get(stack.url("prometheus") + "/api/v1/targets?state=active", timeout=5)
-    response.raise_for_status()
+    """Active targets as Prometheus reports them: job, instance, health, lastError, and the
+    exporter's own health gauge where it has one (``note``)."""
+    found = _prometheus_api(stack, "/api/v1/targets", state="active")["activeTargets"]
+    notes = _self_health(stack)
     return [
         {
             "job": t["labels"]["job"],
             "instance": t["labels"]["instance"],
             "health": t["health"],
             "error": t.get("lastError", ""),
+            "note": notes.get((t["labels"]["job"], t["labels"]["instance"]), ""),
         }
-        for t in sorted(response.json()["data"]["activeTargets"], key=lambda t: t["labels"]["job"])
+        for t in sorted(found, key=lambda t: (t["labels"]["job"], t["labels"]["instance"]))
     ]
 
 
+def _self_health(stack: Stack) -> dict[tuple[str, str], str]:
+    """``{(job, instance): "medobs_gpu_up 0 (no GPU: library_not_found)"}`` from Prometheus."""
+    jobs = "|".join(SELF_HEALTH)
+    names = "|".join(metric.name for metric in SELF_HEALTH.values())
+    notes = {}
+    for sample in _prometheus_api(stack, "/api/v1/query", query=f'{{__name__=~"{names}", job=~"{jobs}"}}')["result"]:
+        labels = sample["metric"]
+        notes[labels["job"], labels["instance"]] = f"{labels['__name__']} {sample['value'][1]}"
+    no_nvml = _prometheus_api(stack, "/api/v1/query", query=f"{gpu.NVML_UNAVAILABLE.name} == 1")["result"]
+    for sample in no_nvml:
+        key = sample["metric"]["job"], sample["metric"]["instance"]
+        notes[key] = f"{notes.get(key, '')} (no GPU here: {sample['metric'].get('reason', 'NVML unavailable')})".strip()
+    return notes
+
+
 def wait_for_targets(stack: Stack, timeout: float) -> list[dict[str, str]]:
-    """Wait until Prometheus has scraped every job the stack runs a component for successfully.
+    """Wait until Prometheus has scraped every target of every component successfully.
 
     Returns the targets; raises UserError naming those still down after ``timeout`` seconds.
     """
-    expected = {comp.job for comp in COMPONENTS}
+    expected = {job for comp in COMPONENTS for job in comp.scrape_jobs}
     deadline = time.monotonic() + timeout
     while True:
         found = targets(stack)
-        healthy = {t["job"] for t in found if t["health"] == "up"}
-        if expected <= healthy:
+        down = {t["job"] for t in found if t["health"] != "up"} | (expected - {t["job"] for t in found})
+        if not down:
             return found
         if time.monotonic() > deadline:
             _print_targets(found)
             raise UserError(
-                f"targets still down after {timeout:.0f}s: {', '.join(sorted(expected - healthy))}; "
-                "see `medobs stack logs`"
+                f"targets still down after {timeout:.0f}s: {', '.join(sorted(down))}; see `medobs stack logs`"
             )
         time.sleep(0.5)
 
@@ -346,11 +469,23 @@ def _print_table(rows: list[list[str]]) -> None:
         print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
 
 
+def _print_targets(found: list[dict[str, str]]) -> None:
+    rows = [["JOB", "INSTANCE", "HEALTH", "EXPORTER'S OWN HEALTH / LAST ERROR"]]
+    rows += [[t["job"], t["instance"], t["health"], t["error"] or t["note"]] for t in found]
+    _print_table(rows)
+
+
 # --- commands --------------------------------------------------------------------------------
 
 
 def _stack(args: argparse.Namespace) -> Stack:
-    return Stack(args.state_dir.resolve(), args.build_dir.resolve(), args.port_offset)
+    offset = args.port_offset if args.port_offset is not None else port_offset_from_environment()
+    return Stack(
+        args.state_dir.resolve(), args.build_dir.resolve(), offset,
+        scrape_interval=getattr(args, "scrape_interval", scrape.SCRAPE_INTERVAL),
+        rabbitmq_vhost=args.rabbitmq_vhost, postgres_database=args.postgres_database,
+        queue_include_vhost=args.queue_include_vhost,
+    )
 
 
 def cmd_up(args: argparse.Namespace) -> int:
@@ -360,13 +495,18 @@ def cmd_up(args: argparse.Namespace) -> int:
         print(f"{comp.name:<20} {'started' if fresh else 'already running'} (pid {process.pid})")
         wait_ready(stack, comp, process)
     if args.wait:
-        print(f"\nwaiting up to {args.wait:.0f}s for Prometheus to scrape every component ...")
+        print(f"\nwaiting up to {args.wait:.0f}s for Prometheus to scrape every target ...")
         _print_targets(wait_for_targets(stack, args.wait))
-    print(
-        f"\nPrometheus   {stack.url('prometheus')}\nAlertmanager {stack.url('alertmanager')} "
-        f"(receivers post to http://127.0.0.1:{alertmanager.LOCAL_WEBHOOK_PORT + stack.port_offset}/<receiver>)"
-        f"\nstate folder {stack.state_dir}"
-    )
+    webhooks = f"http://127.0.0.1:{alertmanager.LOCAL_WEBHOOK_PORT + stack.port_offset}/<receiver>"
+    print()
+    _print_table([
+        ["Prometheus", stack.url("prometheus")],
+        ["Alertmanager", f"{stack.url('alertmanager')} (receivers post to {webhooks})"],
+        ["Simulator", f"{stack.url('simulator-control')} (scenario healthy; GET /scenarios, POST /scenario, "
+                      f"GET /status; gateway {stack.url('api-gateway')})"],
+        ["Grafana", "not in the native stack: `docker compose up` serves the dashboards on http://localhost:3000"],
+        ["State", str(stack.state_dir)],
+    ])
     return 0
 
 
@@ -386,7 +526,7 @@ def cmd_status(args: argparse.Namespace) -> int:
             comp.name,
             "running" if process else "stopped",
             str(process.pid) if process else "-",
-            f"127.0.0.1:{stack.port(comp.job)}",
+            " ".join(stack.address(name) for name in comp.ports),
         ])
     _print_table(rows)
     if running_process(stack, component("prometheus")) is None:
@@ -394,12 +534,6 @@ def cmd_status(args: argparse.Namespace) -> int:
     print()
     _print_targets(targets(stack))
     return 0
-
-
-def _print_targets(found: list[dict[str, str]]) -> None:
-    rows = [["JOB", "INSTANCE", "HEALTH", "LAST ERROR"]]
-    rows += [[t["job"], t["instance"], t["health"], t["error"]] for t in found]
-    _print_table(rows)
 
 
 def cmd_logs(args: argparse.Namespace) -> int:
@@ -416,11 +550,23 @@ def cmd_logs(args: argparse.Namespace) -> int:
     return 0
 
 
+def _interval(value: str) -> str:
+    """argparse type: a Prometheus duration of whole seconds, 1s to 15s (``5s``)."""
+    if not (value.endswith("s") and value[:-1].isdigit() and 1 <= int(value[:-1]) <= 15):
+        raise argparse.ArgumentTypeError(f"{value!r} is not a scrape interval between 1s and 15s (for example 5s)")
+    return value
+
+
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "stack",
         help="run the local monitoring stack natively (no Docker)",
         description=__doc__,
+        epilog=(
+            "environment: MEDOBS_STATE_DIR, MEDOBS_PORT_OFFSET, MEDOBS_POSTGRES_DSN (server of the exporter "
+            "and the simulator), MEDOBS_REDIS_ADDR, MEDOBS_RABBITMQ_URL (management API), MEDOBS_AMQP_URL; "
+            "credentials from PGPASSWORD, REDIS_PASSWORD, RABBITMQ_USER / RABBITMQ_PASSWORD(_FILE)"
+        ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument(
@@ -431,14 +577,25 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "--build-dir", type=Path, default=REPO_ROOT / "build", help="generated configs (default: %(default)s)"
     )
     parser.add_argument(
-        "--port-offset", type=int, default=int(os.environ.get("MEDOBS_PORT_OFFSET", "0")),
-        help="add N to every loopback port, to run beside another stack (default: 0)",
+        "--port-offset", type=int, metavar="N",
+        help="add N to every loopback port, to run beside another stack (default: $MEDOBS_PORT_OFFSET or 0)",
     )
+    isolation = parser.add_argument_group("what the simulator and the queue exporter use (to run beside another stack)")
+    isolation.add_argument("--rabbitmq-vhost", default="/", metavar="VHOST",
+                           help="the simulator's RabbitMQ vhost, created when missing (default: %(default)s)")
+    isolation.add_argument("--postgres-database", default="medical_platform", metavar="NAME",
+                           help="the simulator's PostgreSQL database, created when missing (default: %(default)s)")
+    isolation.add_argument("--queue-include-vhost", metavar="REGEX",
+                           help="only these vhosts in the queue exporter (its --include-vhost; default: every vhost)")
     commands = parser.add_subparsers(dest="stack_command", required=True, metavar="COMMAND")
     up = commands.add_parser("up", help="start every component (again: starts only what is not running)")
     up.add_argument(
-        "--wait", type=float, default=60.0, metavar="SECONDS",
-        help="wait until Prometheus scrapes every component successfully (0: do not wait; default: %(default)s)",
+        "--wait", type=float, default=90.0, metavar="SECONDS",
+        help="wait until Prometheus scrapes every target successfully (0: do not wait; default: %(default)s)",
+    )
+    up.add_argument(
+        "--scrape-interval", type=_interval, default=scrape.SCRAPE_INTERVAL, metavar="DURATION",
+        help="Prometheus's scrape and evaluation interval (default: the platform's %(default)s; tests use less)",
     )
     up.set_defaults(handler=cmd_up)
     commands.add_parser("down", help="stop what `up` started").set_defaults(handler=cmd_down)

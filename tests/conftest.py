@@ -1,4 +1,5 @@
-"""Shared test helpers: the repository paths, the medobs command, free loopback ports."""
+"""Shared test helpers: the repository paths, the medobs command, free loopback ports, and the
+end-to-end tests' local stack."""
 
 from __future__ import annotations
 
@@ -38,3 +39,8 @@ def require_binary(name: str) -> str:
     if path is None:
         pytest.fail(f"{name} is not installed: run .ci/install-system-deps (as root)")
     return path
+
+
+# The whole local stack, shared by the end-to-end tests (tests/stack_support.py); defined once here
+# so that every module gets the same session-scoped stack.
+from tests.stack_support import StackUnderTest, healthy_stack, running_stack  # noqa: E402, F401

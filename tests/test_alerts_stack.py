@@ -8,6 +8,7 @@ import requests
 from medobs.alerts import alertmanager, all_alerts
 
 from .conftest import medobs, require_binary
+from .stack_support import StackUnderTest
 from .test_alerts_alertmanager import WebhookReceiver
 
 OFFSET = 22000  # clear of test_stack.py's offset and of a developer's own stack
@@ -17,10 +18,11 @@ def test_stack_loads_every_alert_and_alertmanager_delivers_the_heartbeat(tmp_pat
     require_binary("prometheus")
     require_binary("prometheus-alertmanager")
     receiver = WebhookReceiver(port=alertmanager.LOCAL_WEBHOOK_PORT + OFFSET)
-    args = ["stack", "--state-dir", str(tmp_path / "state"), "--port-offset", str(OFFSET)]
+    under_test = StackUnderTest(tmp_path / "state", port_offset=OFFSET)  # its own vhost and database
+    args = under_test.args
     prometheus = f"http://127.0.0.1:{9090 + OFFSET}"
     try:
-        up = medobs(*args, "up", check=True)
+        up = under_test.up()
         assert "alertmanager" in up.stdout
         groups = requests.get(f"{prometheus}/api/v1/rules?type=alert", timeout=5).json()["data"]["groups"]
         rules = [rule for group in groups for rule in group["rules"]]
@@ -37,5 +39,6 @@ def test_stack_loads_every_alert_and_alertmanager_delivers_the_heartbeat(tmp_pat
         assert receiver.alertnames("/heartbeat")[:1] == ["Watchdog"], medobs(*args, "logs").stdout
         assert {path for path, _, _ in receiver.received} == {"/heartbeat"}
     finally:
-        medobs(*args, "down")
+        under_test.down()
+        under_test.remove_backends()
         receiver.close()

@@ -45,14 +45,52 @@ def test_kubernetes_discovery_blocks_use_upstream_fields_and_meta_labels():
     for job in config["scrape_configs"]:
         (sd,) = job["kubernetes_sd_configs"]
         assert set(sd) <= {"role", "namespaces", "selectors", "api_server", "kubeconfig_file", "attach_metadata"}
-        assert sd["role"] in {"pod", "endpoints"}
-        assert sd["namespaces"] == {"names": [scrape.NAMESPACE]}
-        allowed = ("__meta_kubernetes_namespace", "__meta_kubernetes_pod_")
+        assert sd["role"] in {"pod", "endpoints", "node"}
+        if sd["role"] == "node":
+            assert "namespaces" not in sd  # nodes are not namespaced
+            allowed: tuple[str, ...] = ("__meta_kubernetes_node_",)
+        else:
+            assert sd["namespaces"] == {"names": [scrape.job(job["job_name"]).k8s_namespace]}
+            allowed = ("__meta_kubernetes_namespace", "__meta_kubernetes_pod_")
         if sd["role"] == "endpoints":
             allowed += ("__meta_kubernetes_service_", "__meta_kubernetes_endpoint_")
         for rule in job["relabel_configs"]:
             for label in rule.get("source_labels", []):
                 assert label.startswith(allowed), f"{job['job_name']}: {label} not set by role {sd['role']}"
+
+
+def test_platform_jobs_select_the_platform_namespace_and_cluster_jobs_their_own():
+    config = yaml.safe_load((BUILT / "prometheus-kubernetes.yml").read_text())
+    namespaces = {j["job_name"]: j["kubernetes_sd_configs"][0].get("namespaces", {}).get("names") for j in config["scrape_configs"]}
+    assert namespaces["api-gateway"] == [scrape.NAMESPACE]
+    assert namespaces["kube-state-metrics"] == ["monitoring"]
+    assert namespaces["cert-manager"] == ["cert-manager"]
+    assert namespaces["cadvisor"] is None
+
+
+def test_cadvisor_reads_every_kubelet_over_https_with_the_service_account():
+    """As the Prometheus example config and kube-prometheus do: role node, the kubelet's own
+    port, /metrics/cadvisor, the pod's service-account token and CA, cAdvisor's labels and not
+    its timestamps, only the platform's namespace kept."""
+    config = yaml.safe_load((BUILT / "prometheus-kubernetes.yml").read_text())
+    cadvisor = next(j for j in config["scrape_configs"] if j["job_name"] == "cadvisor")
+    assert cadvisor["kubernetes_sd_configs"] == [{"role": "node"}]
+    assert cadvisor["scheme"] == "https" and cadvisor["metrics_path"] == "/metrics/cadvisor"
+    assert cadvisor["authorization"] == {"credentials_file": "/var/run/secrets/kubernetes.io/serviceaccount/token"}
+    assert cadvisor["tls_config"] == {"ca_file": "/var/run/secrets/kubernetes.io/serviceaccount/ca.crt"}
+    assert cadvisor["honor_labels"] is True and cadvisor["honor_timestamps"] is False
+    assert cadvisor["metric_relabel_configs"] == [
+        {"source_labels": ["namespace"], "action": "keep", "regex": scrape.NAMESPACE}
+    ]
+
+
+def test_jobs_about_other_objects_keep_their_labels_and_add_no_pod_of_their_own():
+    config = yaml.safe_load((BUILT / "prometheus-kubernetes.yml").read_text())
+    for name in ("kube-state-metrics", "cert-manager"):
+        found = next(j for j in config["scrape_configs"] if j["job_name"] == name)
+        assert found["honor_labels"] is True
+        targets = {rule.get("target_label") for rule in found["relabel_configs"]}
+        assert not targets & {"namespace", "pod", "container"}, name
 
 
 def test_api_gateway_keeps_the_platform_relabelling():
@@ -83,7 +121,11 @@ def test_static_targets():
     assert targets["rabbitmq"] == "127.0.0.1:9419"
     compose_targets = {j["job_name"]: j["static_configs"][0]["targets"][0] for j in compose["scrape_configs"]}
     assert compose_targets["postgresql"] == "postgres-exporter:9187"
-    assert compose_targets["ml-inference"] == "ml-inference:8501"
+    assert compose_targets["ml-inference"] == "simulator:8501"
+    # kube-state-metrics listens on 8080 in a cluster; locally the gateway has 8080
+    assert targets["kube-state-metrics"] == "127.0.0.1:8090"
+    assert compose_targets["kube-state-metrics"] == "simulator:8090"
+    assert len(set(targets.values())) == len(targets), "two native jobs on one port"
 
 
 def test_port_overrides_move_native_targets():
@@ -91,6 +133,11 @@ def test_port_overrides_move_native_targets():
     gpu = next(j for j in config["scrape_configs"] if j["job_name"] == "gpu")
     assert gpu["static_configs"] == [{"targets": ["127.0.0.1:19400"]}]
     assert config["alerting"]["alertmanagers"][0]["static_configs"][0]["targets"] == ["127.0.0.1:19093"]
+
+
+def test_a_faster_scrape_interval_also_evaluates_faster():
+    config = scrape.prometheus_config("native", scrape_interval="5s")
+    assert config["global"]["scrape_interval"] == config["global"]["evaluation_interval"] == "5s"
 
 
 def crd_schema(kind: str) -> dict:

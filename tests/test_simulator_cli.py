@@ -13,6 +13,7 @@ import requests
 
 from medobs import UserError
 from medobs.catalog import gateway as catalog
+from medobs.simulator.cli import LISTENERS
 from medobs.simulator.scenarios import SCENARIOS
 from tests.conftest import REPO, free_port, medobs
 from tests.simulator_support import ADMIN_DSN, private_database, private_vhost, sample_sum, scrape, wait_for
@@ -36,8 +37,8 @@ def test_list_scenarios_shows_what_each_changes():
 
 
 def ports():
-    return ["--gateway-listen", str(free_port()), "--tfserving-listen", str(free_port()),
-            "--control-listen", str(free_port())]
+    """Every listener on an ephemeral port (never the platform's)."""
+    return [arg for flag in [*(f for f, _, _ in LISTENERS), "control-listen"] for arg in (f"--{flag}", str(free_port()))]
 
 
 def nowhere():
@@ -99,8 +100,8 @@ def test_runs_in_the_background_changes_scenario_and_stops_on_sigterm():
     gateway, control = free_port(), free_port()
     with private_vhost() as vhost, private_database() as dsn:
         process = subprocess.Popen(
-            [sys.executable, "-m", "medobs.cli", "simulate", "--gateway-listen", str(gateway),
-             "--tfserving-listen", str(free_port()), "--control-listen", str(control),
+            [sys.executable, "-m", "medobs.cli", "simulate", *ports(), "--gateway-listen", str(gateway),
+             "--control-listen", str(control),
              "--rabbitmq-vhost", vhost, "--pg-dsn", dsn, "--seed", "3", "--set", "request_rate=25"],
             cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
             env={**os.environ, "RABBITMQ_PASSWORD": "guest", "RABBITMQ_USER": "guest"},
@@ -160,6 +161,8 @@ def test_port_offset_moves_every_default_port():
     config = config_from(parser().parse_args(["simulate", "--port-offset", "100"]))
     assert (config.gateway_listen, config.tfserving_listen, config.control_listen) == (
         ("127.0.0.1", 8180), ("127.0.0.1", 8601), ("127.0.0.1", 8189))
+    assert (config.kubelet_listen, config.kube_state_metrics_listen, config.cert_manager_listen) == (
+        ("127.0.0.1", 10350), ("127.0.0.1", 8190), ("127.0.0.1", 9502))
     assert config.scenario == "healthy" and config.broker.vhost == "/"
 
 

@@ -66,6 +66,9 @@ def test_every_named_scenario_changes_what_its_summary_says():
         "poison-messages": {"poison_ratio"},
         "model-unavailable": {"model_available"},
         "db-saturation": {"db_hold_seconds"},
+        "gateway-replica-down": {"gateway_replicas_down"},
+        "crash-loop": {"crash_looping"},
+        "certificate-expiring": {"certificate_days_left"},
     }
 
 
@@ -76,6 +79,8 @@ def test_every_named_scenario_changes_what_its_summary_says():
     ({"extra_latency": -1}, "number >= 0"),
     ({"request_rate": True}, "number >= 0"),
     ({"consumer_stalled": "maybe"}, "true or false"),
+    ({"gateway_replicas_down": 1.5}, "whole number >= 0"),
+    ({"gateway_replicas_down": "-1"}, "whole number >= 0"),
 ])
 def test_bad_knobs_are_refused_with_the_knob_named(changes, message):
     with pytest.raises(ValueError, match=message):
@@ -83,8 +88,9 @@ def test_bad_knobs_are_refused_with_the_knob_named(changes, message):
 
 
 def test_knobs_from_the_command_line_are_converted():
-    knobs = Knobs().with_changes(dict(parse_assignment(a) for a in ["consumer_stalled=true", "error_ratio=0.4"]))
-    assert knobs.consumer_stalled is True and knobs.error_ratio == 0.4
+    knobs = Knobs().with_changes(dict(parse_assignment(a) for a in
+                                      ["consumer_stalled=true", "error_ratio=0.4", "gateway_replicas_down=2"]))
+    assert knobs.consumer_stalled is True and knobs.error_ratio == 0.4 and knobs.gateway_replicas_down == 2
     with pytest.raises(ValueError, match="KNOB=VALUE"):
         parse_assignment("error_ratio")
     with pytest.raises(ValueError, match="unknown scenario 'nope'; scenarios: healthy, error-burst"):

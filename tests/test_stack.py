@@ -1,18 +1,21 @@
-"""The native stack: starts real Prometheus on loopback, no duplicates, clean stop, clear errors."""
+"""The native stack: every component up and scraped, no duplicates, clean stop, clear errors.
 
-import json
+The whole stack runs once per session (``running_stack``, tests/stack_support.py); its teardown
+checks that ``medobs stack down`` leaves no process of ours running.
+"""
+
 import os
 import socket
 
-import psutil
 import pytest
-import requests
 
 from medobs import scrape, stack
+from medobs.catalog import gpu, inference, kubernetes
 
 from .conftest import medobs, require_binary
+from .stack_support import SCRAPE_INTERVAL, wait_until
 
-OFFSET = 21000  # keeps the test stack clear of a developer's own stack on the default ports
+OFFSET = 21000  # the tests that never get as far as starting anything
 
 
 @pytest.fixture
@@ -23,40 +26,68 @@ def stack_args(tmp_path):
     medobs(*args, "down")
 
 
-def recorded_processes(state_dir) -> list[psutil.Process]:
-    """The processes `up` recorded (pid files), if they still run."""
-    alive = []
-    for record in (state_dir / "pids").glob("*.json"):
-        try:
-            alive.append(psutil.Process(json.loads(record.read_text())["pid"]))
-        except psutil.NoSuchProcess:
-            pass
-    return alive
+def test_every_component_serves_a_job_and_no_two_ports_collide():
+    served = [job for comp in stack.COMPONENTS for job in comp.scrape_jobs]
+    assert sorted(served) == sorted(scrape.JOB_NAMES)
+    ports = [stack.Stack(stack.DEFAULT_STATE_DIR, stack.REPO_ROOT).port(name)
+             for comp in stack.COMPONENTS for name in comp.ports]
+    assert len(ports) == len(set(ports)), "two components on one port"
 
 
-def test_up_lists_every_job_then_down_leaves_nothing(stack_args, tmp_path):
-    up = medobs(*stack_args, "up", check=True)
-    assert "prometheus" in up.stdout and "started" in up.stdout
-    prometheus = f"http://127.0.0.1:{9090 + OFFSET}"
-    targets = requests.get(f"{prometheus}/api/v1/targets", timeout=5).json()["data"]["activeTargets"]
-    assert sorted({t["labels"]["job"] for t in targets}) == sorted(scrape.JOB_NAMES)
-    gpu = next(t for t in targets if t["labels"]["job"] == "gpu")
-    assert gpu["scrapeUrl"] == f"http://127.0.0.1:{9400 + OFFSET}/metrics"
-    config = requests.get(f"{prometheus}/api/v1/status/config", timeout=5).json()["data"]["yaml"]
-    assert "scrape_interval: 15s" in config
+def test_the_simulator_is_isolated_and_sends_predicts_through_the_sidecar(tmp_path):
+    configured = stack.Stack(tmp_path, stack.REPO_ROOT, 100, rabbitmq_vhost="v1", postgres_database="db1",
+                             queue_include_vhost="v1")
+    simulator = " ".join(stack.component("simulator").argv(configured))
+    assert "--rabbitmq-vhost v1" in simulator and "dbname=db1" in simulator
+    assert f"--tfserving-upstream http://127.0.0.1:{8502 + 100}" in simulator
+    sidecar = " ".join(stack.component("inference-exporter").argv(configured))
+    assert f"--proxy-listen 127.0.0.1:{8502 + 100}" in sidecar and f"--tfserving-url http://127.0.0.1:{8501 + 100}" in sidecar
+    assert stack.component("queue-exporter").argv(configured)[-2:] == ["--include-vhost", "v1"]
+    everything = stack.Stack(tmp_path, stack.REPO_ROOT)
+    assert "--include-vhost" not in stack.component("queue-exporter").argv(everything)  # every vhost by default
 
-    started = recorded_processes(tmp_path / "state")
-    assert len(started) == len(stack.COMPONENTS)
-    again = medobs(*stack_args, "up", check=True)
+
+def test_every_target_is_up_and_the_gpu_exporter_reports_no_gpu(running_stack):
+    """The acceptance of `make up`: every Prometheus target up (from /api/v1/targets), the GPU
+    exporter's own medobs_gpu_up 0 on this machine without a GPU, and the platform's telemetry
+    flowing: the sidecar's proxy in the predict path, cAdvisor and kube-state-metrics shapes."""
+    targets = running_stack.targets()
+    assert sorted(t["labels"]["job"] for t in targets) == sorted(scrape.JOB_NAMES)
+    assert [t for t in targets if t["health"] != "up"] == []
+    assert running_stack.value(f'{gpu.UP.name}{{job="gpu"}}') == 0
+    assert running_stack.value(f'{gpu.NVML_UNAVAILABLE.name}{{job="gpu"}}') == 1
+    assert running_stack.value(f'{inference.UP.name}{{job="inference-exporter"}}') == 1
+    window = f"{4 * SCRAPE_INTERVAL}s"
+    wait_until(lambda: running_stack.value(f"sum(rate({inference.IMAGES.name}[{window}]))"),
+               timeout=60, what="images predicted through the sidecar's proxy")
+    assert running_stack.value(f'sum({inference.REQUESTS.name}{{outcome!="ok"}}) or vector(0)') == 0
+    assert running_stack.value(f"sum({inference.BATCH_SIZE.count})") > 0
+    ready = {r["metric"]["deployment"]: float(r["value"][1])
+             for r in running_stack.query(kubernetes.DEPLOYMENT_READY.name)}
+    assert ready == {"api-gateway": 3, "ml-inference": 2, "study-service": 2}
+    cpu = f'sum by (pod) (rate({kubernetes.CPU.name}{{namespace="medical-platform", container!=""}}[{window}]))'
+    busy = wait_until(lambda: [r for r in running_stack.query(cpu) if float(r["value"][1]) > 0], timeout=30,
+                      what="CPU used by the pods (cAdvisor)")
+    assert len(busy) == 7  # 3 gateway, 2 study-service, 2 ml-inference pods
+
+
+def test_up_again_starts_no_duplicates_and_status_shows_every_target(running_stack):
+    before = sorted(p.pid for p in running_stack.started())
+    again = medobs(*running_stack.args, "up", "--wait", "0", check=True)
     assert again.stdout.count("already running") == len(stack.COMPONENTS)
-    assert sorted(p.pid for p in recorded_processes(tmp_path / "state")) == sorted(p.pid for p in started)
+    assert sorted(p.pid for p in running_stack.started()) == before
+    status = medobs(*running_stack.args, "status", check=True).stdout
+    assert status.count("running") >= len(stack.COMPONENTS)
+    for job in scrape.JOB_NAMES:
+        assert f"\n{job} " in status
+    assert "medobs_gpu_up 0 (no GPU here: " in status
 
-    status = medobs(*stack_args, "status", check=True)
-    assert "running" in status.stdout and "api-gateway" in status.stdout
 
-    medobs(*stack_args, "down", check=True)
-    assert not any(p.is_running() and p.status() != psutil.STATUS_ZOMBIE for p in started)
-    assert medobs(*stack_args, "status").returncode == 1
+def test_logs_show_the_component_log(running_stack):
+    logs = medobs(*running_stack.args, "logs", "prometheus", check=True)
+    assert "Server is ready to receive web requests" in logs.stdout
+    simulator = medobs(*running_stack.args, "logs", "simulator", check=True)
+    assert "scenario healthy" in simulator.stdout
 
 
 def test_port_in_use_is_one_clear_line(stack_args):
@@ -78,7 +109,10 @@ def test_missing_binary_says_what_to_install(stack_args):
     assert "docker compose up" in line
 
 
-def test_logs_show_the_component_log(stack_args):
-    medobs(*stack_args, "up", check=True)
-    logs = medobs(*stack_args, "logs", "prometheus", check=True)
-    assert "Server is ready to receive web requests" in logs.stdout
+def test_a_bad_port_offset_in_the_environment_is_one_line_and_harms_no_other_command(tmp_path):
+    env = {**os.environ, "MEDOBS_PORT_OFFSET": "lots"}
+    result = medobs("stack", "--state-dir", str(tmp_path), "status", env=env)
+    assert result.returncode == 2
+    assert result.stderr.strip() == "medobs stack: error: MEDOBS_PORT_OFFSET must be a whole number, not 'lots'"
+    assert medobs("--version", env=env).returncode == 0
+    assert medobs("stack", "--state-dir", str(tmp_path), "--port-offset", "5", "status", env=env).returncode == 1

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import os
 import signal
 import threading
 
-from medobs import UserError, scrape
+from medobs import UserError, port_offset_from_environment, scrape
 from medobs.exporters.base import listen_address
 from medobs.simulator.broker import DEFAULT_AMQP_URL, DEFAULT_MANAGEMENT_URL, BrokerSettings
 from medobs.simulator.database import DEFAULT_DSN, Database
@@ -16,6 +15,14 @@ from medobs.simulator.scenarios import SCENARIOS, parse_assignment, scenario
 
 #: Where the control endpoint listens by default (not a platform port).
 CONTROL_PORT = 8089
+#: The simulator's listeners on a scrape job's port: flag, job, what it serves.
+LISTENERS = (
+    ("gateway-listen", "api-gateway", "the gateway and /actuator/prometheus"),
+    ("tfserving-listen", "ml-inference", "TF Serving's REST API and metrics"),
+    ("kubelet-listen", "cadvisor", "the kubelet's /metrics/cadvisor (cAdvisor)"),
+    ("kube-state-metrics-listen", "kube-state-metrics", "kube-state-metrics' /metrics"),
+    ("cert-manager-listen", "cert-manager", "cert-manager's /metrics"),
+)
 
 _EPILOG = """\
 scenarios (also: --list-scenarios, GET /scenarios on the control endpoint):
@@ -65,11 +72,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     ports = parser.add_argument_group("where it listens (HOST:PORT or PORT; default loopback)")
     ports.add_argument("--port-offset", type=int, metavar="N",
                        help="add N to the default ports below (default: $MEDOBS_PORT_OFFSET or 0)")
-    gateway, tfserving = scrape.job("api-gateway").port, scrape.job("ml-inference").port
-    ports.add_argument("--gateway-listen", type=_address, metavar="HOST:PORT",
-                       help=f"the gateway and /actuator/prometheus (default: 127.0.0.1:{gateway})")
-    ports.add_argument("--tfserving-listen", type=_address, metavar="HOST:PORT",
-                       help=f"TF Serving's REST API and metrics (default: 127.0.0.1:{tfserving})")
+    for flag, job, what in LISTENERS:
+        ports.add_argument(f"--{flag}", type=_address, metavar="HOST:PORT",
+                           help=f"{what} (default: 127.0.0.1:{scrape.job(job).stand_in_port})")
     ports.add_argument("--control-listen", type=_address, metavar="HOST:PORT",
                        help=f"the control endpoint (default: 127.0.0.1:{CONTROL_PORT})")
     ports.add_argument("--tfserving-upstream", metavar="URL",
@@ -99,15 +104,15 @@ def config_from(args: argparse.Namespace) -> Config:
     except ValueError as error:
         raise UserError(str(error)) from None
 
-    offset = args.port_offset if args.port_offset is not None else _offset_from_environment()
-
-    def default(port: int) -> tuple[str, int]:
-        return "127.0.0.1", port + offset
-
+    offset = args.port_offset if args.port_offset is not None else port_offset_from_environment()
+    listens = {
+        flag.replace("-", "_"): getattr(args, flag.replace("-", "_"))
+        or ("127.0.0.1", scrape.job(job).stand_in_port + offset)
+        for flag, job, _ in LISTENERS
+    }
     return Config(
-        gateway_listen=args.gateway_listen or default(scrape.job("api-gateway").port),
-        tfserving_listen=args.tfserving_listen or default(scrape.job("ml-inference").port),
-        control_listen=args.control_listen or default(CONTROL_PORT),
+        **listens,
+        control_listen=args.control_listen or ("127.0.0.1", CONTROL_PORT + offset),
         broker=BrokerSettings.from_flags(args.amqp_url, args.rabbitmq_vhost, args.rabbitmq_management_url),
         database=Database(args.pg_dsn),
         seed=args.seed,
@@ -115,14 +120,6 @@ def config_from(args: argparse.Namespace) -> Config:
         knobs=knobs,
         tfserving_upstream=args.tfserving_upstream,
     )
-
-
-def _offset_from_environment() -> int:
-    text = os.environ.get("MEDOBS_PORT_OFFSET", "").strip() or "0"
-    try:
-        return int(text)
-    except ValueError:
-        raise UserError(f"MEDOBS_PORT_OFFSET must be a whole number, not {text!r}") from None
 
 
 def run(args: argparse.Namespace) -> int:

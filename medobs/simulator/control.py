@@ -5,7 +5,8 @@
   {"poison_ratio": 0.5}}`` (a scenario, then changes) or ``{"knobs": {...}}`` (changes to the
   current knobs; the name becomes ``custom``): the new state, or 400 ``{"error": "..."}``
 - ``GET /scenarios``: every named scenario with its summary and knobs
-- ``GET /status``: the components, traffic counts, and the broker's own queue depths
+- ``GET /status``: the components, traffic counts, the broker's own queue depths, and each
+  deployment's ready / desired pods
 - ``GET /healthz``: ``ok``
 """
 

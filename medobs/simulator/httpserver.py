@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import requests
+from prometheus_client.core import Metric
 
 from medobs import UserError
+from medobs.simulator.micrometer import exposition
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -55,6 +58,20 @@ def serve(handler: type[BaseHTTPRequestHandler], listen: tuple[str, int], name: 
     server.daemon_threads = True
     threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1}, name=name, daemon=True).start()
     return server
+
+
+def serve_metrics(listen: tuple[str, int], name: str, path: str,
+                  families: Callable[[], list[Metric]]) -> ThreadingHTTPServer:
+    """Serve ``families()`` in the Prometheus text format on ``path`` (404 elsewhere)."""
+
+    class MetricsHandler(Handler):
+        def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+            if self.route == path:
+                self.send_body(200, *exposition(families()))
+            else:
+                self.send_json(404, {"error": f"no page {self.route}; metrics are on {path}"})
+
+    return serve(MetricsHandler, listen, name)
 
 
 class Sessions:

@@ -7,6 +7,9 @@
                               └──proxy──> TF Serving :8501 <──predict────────────────┘    │
                                                                   PostgreSQL (its own pool) <┘
 
+    the cluster (cluster.py): pods, deployments, autoscalers, certificate, as seen by
+    kubelet /metrics/cadvisor :10250, kube-state-metrics :8090, cert-manager :9402
+
 :meth:`Platform.apply` changes the knobs of every part at once (the control endpoint and
 ``--scenario`` use it). Every random choice comes from the seed.
 """
@@ -24,10 +27,12 @@ from typing import Any
 import requests
 
 from medobs import UserError
-from medobs.simulator import broker, control
+from medobs.catalog import gateway as catalog
+from medobs.simulator import broker, cluster_metrics, control, httpserver
 from medobs.simulator.broker import BrokerSettings, Consumer, Publisher
+from medobs.simulator.cluster import Cluster, Work
 from medobs.simulator.database import Database
-from medobs.simulator.gateway import Gateway
+from medobs.simulator.gateway import ROUTES, Gateway
 from medobs.simulator.hikari import HikariPool
 from medobs.simulator.scenarios import Knobs
 from medobs.simulator.studies import APPLICATION as STUDY_SERVICE
@@ -40,6 +45,12 @@ from medobs.simulator.worker import InferenceWorker
 log = logging.getLogger("medobs.simulator")
 
 CONNECT_WAIT = 10.0
+#: How long the traffic waits for a --tfserving-upstream (the inference sidecar's proxy) to answer.
+UPSTREAM_WAIT = 30.0
+#: The gateway's ``uri`` tags of the study service's routes.
+STUDY_SERVICE_URIS = frozenset(route.uri for route in ROUTES if route.route_id == STUDY_SERVICE)
+#: The broker's backlog (KEDA's queue length) is read from the management API at most this often.
+BACKLOG_REFRESH_SECONDS = 5.0
 
 
 @dataclass(frozen=True)
@@ -49,6 +60,9 @@ class Config:
     gateway_listen: tuple[str, int]
     tfserving_listen: tuple[str, int]
     control_listen: tuple[str, int]
+    kubelet_listen: tuple[str, int]
+    kube_state_metrics_listen: tuple[str, int]
+    cert_manager_listen: tuple[str, int]
     broker: BrokerSettings
     database: Database
     seed: int = 0
@@ -73,12 +87,14 @@ class Platform:
         self._started = time.time()
         self.tfserving = TFServing(seed=config.seed)
         self._apply_model_faults()
+        self._backlog, self._backlog_read = 0, 0.0
 
     @property
     def urls(self) -> dict[str, str]:
         c = self.config
         return {"gateway": _url(c.gateway_listen), "tfserving": _url(c.tfserving_listen),
-                "control": _url(c.control_listen)}
+                "control": _url(c.control_listen), "kubelet": _url(c.kubelet_listen),
+                "kube-state-metrics": _url(c.kube_state_metrics_listen), "cert-manager": _url(c.cert_manager_listen)}
 
     def start(self) -> None:
         logging.getLogger("pika").setLevel(logging.CRITICAL)  # our own lines say what matters
@@ -97,9 +113,16 @@ class Platform:
             lambda: self.knobs, c.seed, meters=[study_pool.families, worker_pool.families],
         )
         self.traffic = Traffic(self.urls["gateway"], lambda: self.knobs, c.seed)
+        self.cluster = Cluster(c.seed, lambda: self.knobs, self.work, time.time())
         try:
             self._serving(self.tfserving.start(c.tfserving_listen))
             self._serving(self.gateway.start(c.gateway_listen))
+            for listen, name, path, view in (
+                (c.kubelet_listen, "kubelet", "/metrics/cadvisor", cluster_metrics.cadvisor),
+                (c.kube_state_metrics_listen, "kube-state-metrics", "/metrics", cluster_metrics.kube_state_metrics),
+                (c.cert_manager_listen, "cert-manager", "/metrics", cluster_metrics.cert_manager),
+            ):
+                self._serving(httpserver.serve_metrics(listen, name, path, self._view(view)))
             self._serving(control.start(self, c.control_listen))
         except UserError:
             self.stop()
@@ -108,8 +131,13 @@ class Platform:
             self._stops.insert(0, link.stop)
             link.start()
         self._wait_connected()
+        if c.tfserving_upstream:
+            self._wait_for_upstream(c.tfserving_upstream)
         self._stops.insert(0, self.traffic.stop)
         self.traffic.start()
+
+    def _view(self, view: Callable[[Cluster, float], list[Any]]) -> Callable[[], list[Any]]:
+        return lambda: view(self.cluster, time.time())
 
     def _serving(self, server: ThreadingHTTPServer) -> None:
         def stop() -> None:
@@ -122,6 +150,17 @@ class Platform:
         deadline = time.monotonic() + CONNECT_WAIT
         while not (self.publisher.connected and self.consumer.connected) and time.monotonic() < deadline:
             time.sleep(0.05)
+
+    def _wait_for_upstream(self, url: str) -> None:
+        """Hold the traffic until the predict upstream answers (the sidecar may start after us)."""
+        deadline = time.monotonic() + UPSTREAM_WAIT
+        while time.monotonic() < deadline:
+            try:
+                requests.get(f"{url.rstrip('/')}/v1/models/{self.tfserving.model}", timeout=2)
+                return
+            except requests.RequestException:
+                time.sleep(0.2)
+        log.warning("the predict upstream %s does not answer; sending traffic anyway", url)
 
     def stop(self) -> None:
         """Stop everything start() started, newest first (traffic before the services it calls)."""
@@ -144,6 +183,29 @@ class Platform:
 
     # -- what it does ------------------------------------------------------------------------
 
+    def work(self) -> Work:
+        """What the platform has done, for the cluster's resource usage and autoscalers."""
+        uri = catalog.HTTP_SERVER_REQUESTS.labels.index("uri")
+        served = self.gateway.http_requests.snapshot()
+        return Work(
+            requests=sum(count for count, _ in served.values()),
+            study_requests=sum(count for key, (count, _) in served.items() if key[uri] in STUDY_SERVICE_URIS),
+            predictions=self.tfserving.answered,
+            messages=sum(self.consumer.counts.values()),
+            backlog=self._queue_backlog(),
+        )
+
+    def _queue_backlog(self) -> int:
+        """Ready messages in medical_data (KEDA's queue length), read now and then; the last value
+        while the management API does not answer."""
+        if time.monotonic() - self._backlog_read >= BACKLOG_REFRESH_SECONDS:
+            self._backlog_read = time.monotonic()
+            try:
+                self._backlog = self.config.broker.queue_depths()[broker.QUEUE]["messages_ready"]
+            except (requests.RequestException, ValueError, KeyError):
+                pass
+        return self._backlog
+
     def status(self) -> dict[str, Any]:
         """What the control endpoint's ``GET /status`` shows."""
         try:
@@ -164,7 +226,13 @@ class Platform:
                 "queues": queues,
             },
             "traffic": {"responses": dict(sorted(self.traffic.statuses.items())), "skipped": self.traffic.skipped},
+            "kubernetes": self._cluster_status(),
         }
+
+    def _cluster_status(self) -> dict[str, str]:
+        """``{deployment: "ready/replicas"}``."""
+        with self.cluster.observed(time.time()) as cluster:
+            return {name: f"{d.ready_replicas}/{len(d.pods)}" for name, d in cluster.deployments.items()}
 
 
 def run_until_stopped(platform: Platform, stopped: threading.Event) -> None:

@@ -31,6 +31,12 @@ class Knobs:
     model_extra_latency: float = 0.0
     #: Seconds each study-service query holds its pooled connection (pg_sleep inside the query).
     db_hold_seconds: float = 0.0
+    #: Gateway pods failing their readiness probe (kube-state-metrics shows fewer ready replicas).
+    gateway_replicas_down: int = 0
+    #: TF Serving in one ml-inference pod exits after each start: restarts with the kubelet's back-off.
+    crash_looping: bool = False
+    #: Days the API's TLS certificate has left, counted from when this is set (renewal failing when < 30).
+    certificate_days_left: float = 60.0
 
     def with_changes(self, changes: dict[str, Any]) -> Knobs:
         """A copy with ``changes`` applied; ValueError names the offending knob."""
@@ -47,6 +53,10 @@ class Knobs:
 
 
 def _checked(name: str, kind: str, value: Any) -> Any:
+    if kind == "int":
+        if isinstance(value, bool) or not isinstance(value, (int, str)) or not str(value).strip().isdigit():
+            raise ValueError(f"knob {name} takes a whole number >= 0, not {value!r}")
+        return int(value)
     if kind == "bool":
         if isinstance(value, str) and value.lower() in ("true", "false", "1", "0"):
             return value.lower() in ("true", "1")
@@ -98,6 +108,18 @@ SCENARIOS: dict[str, Scenario] = {
         Scenario(
             "db-saturation", "study-service queries hold their connection 1.5 s: the pool runs dry",
             Knobs(db_hold_seconds=1.5),
+        ),
+        Scenario(
+            "gateway-replica-down", "one of the 3 gateway pods fails its readiness probe: 2 ready replicas",
+            Knobs(gateway_replicas_down=1),
+        ),
+        Scenario(
+            "crash-loop", "TF Serving in one ml-inference pod crash-loops: restarts every 10 s to 5 min",
+            Knobs(crash_looping=True),
+        ),
+        Scenario(
+            "certificate-expiring", "cert-manager cannot renew the API certificate: 10 days left",
+            Knobs(certificate_days_left=10.0),
         ),
     )
 }

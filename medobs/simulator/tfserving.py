@@ -175,6 +175,12 @@ class TFServing:
                 self._batches += 1
         return 200, {"predictions": predictions}
 
+    @property
+    def answered(self) -> int:
+        """Predict requests answered successfully so far."""
+        with self._lock:
+            return self._request_count.get("OK", 0)
+
     def _prediction(self) -> list[float]:
         with self._lock:
             weights = [self._random.random() for _ in CLASSES]

@@ -1,0 +1,170 @@
+"""The whole local stack for end-to-end tests, isolated so that it runs beside a developer's own
+stack and beside other tests: its own state folder, port offset, RabbitMQ vhost and PostgreSQL
+database, all removed afterwards.
+
+``running_stack`` (session-scoped, registered in conftest.py) is one stack that every
+end-to-end test shares: Prometheus scraping and evaluating every :data:`SCRAPE_INTERVAL`, the
+simulator on the healthy scenario. A test that changes the scenario calls ``reset()`` first
+(the ``healthy_stack`` fixture does), so it starts from a healthy platform with empty queues::
+
+    def test_something(healthy_stack):
+        healthy_stack.scenario("error-burst")
+        healthy_stack.query('sum(rate(http_server_requests_seconds_count{status=~"5.."}[1m]))')
+
+What ``reset()`` cannot undo: the simulated autoscalers scale down only after 5 minutes, so a
+test that raises ``request_rate`` above about 13/s leaves more than 3 gateway pods behind for a
+while (the tests here keep the default 10/s); and counters only grow.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import psutil
+import psycopg
+import pytest
+import requests
+
+from medobs import stack
+from medobs.simulator.broker import DEAD_LETTER_QUEUE, QUEUE
+from tests.conftest import medobs, require_binary
+from tests.simulator_support import ADMIN_DSN, GUEST, MANAGEMENT, unique
+
+#: Clear of the ports of test_stack.py (21000), test_alerts_stack.py (22000), a developer's own
+#: stack (0) and the kernel's ephemeral range (32768 and up): 8080 + 13000 ... 10250 + 13000.
+PORT_OFFSET = 13000
+#: Faster than the platform's 15s, so that scrapes and rule evaluations come quickly.
+SCRAPE_INTERVAL = 5
+UP_TIMEOUT = 120
+
+
+class StackUnderTest:
+    """``medobs stack`` in its own state folder, port offset, vhost and database."""
+
+    def __init__(self, state_dir: Path, port_offset: int = PORT_OFFSET):
+        self.vhost = unique("medobs-test")
+        self.database = unique("medobs_test").replace("-", "_")
+        self.args = [
+            "stack", "--state-dir", str(state_dir), "--port-offset", str(port_offset),
+            "--rabbitmq-vhost", self.vhost, "--postgres-database", self.database,
+            "--queue-include-vhost", self.vhost,
+        ]
+        self.stack = stack.Stack(state_dir, stack.REPO_ROOT / "build", port_offset, rabbitmq_vhost=self.vhost,
+                                 postgres_database=self.database)
+        self.prometheus = self.stack.url("prometheus")
+        self.control = self.stack.url("simulator-control")
+
+    # -- lifecycle ----------------------------------------------------------------------------
+
+    def up(self, *flags: str) -> subprocess.CompletedProcess:
+        for binary in ("prometheus", "prometheus-alertmanager", "prometheus-postgres-exporter",
+                       "prometheus-redis-exporter", "prometheus-node-exporter"):
+            require_binary(binary)
+        return medobs(*self.args, "up", *flags, check=True, timeout=UP_TIMEOUT + 60)
+
+    def started(self) -> list[psutil.Process]:
+        """The processes ``up`` recorded, whether or not they still run."""
+        found = []
+        for record in sorted(self.stack.path("pids").glob("*.json")):
+            data = json.loads(record.read_text())
+            try:
+                found.append(psutil.Process(data["pid"]))
+            except psutil.NoSuchProcess:
+                pass
+        return found
+
+    def down(self) -> list[psutil.Process]:
+        """Stop the stack; returns the processes of ours still running afterwards (none, we hope)."""
+        started = self.started()
+        medobs(*self.args, "down", check=True)
+        return [p for p in started if _alive(p)]
+
+    def remove_backends(self) -> None:
+        """Delete the vhost (with its queues) and the database the simulator created."""
+        requests.delete(f"{MANAGEMENT}/api/vhosts/{quote(self.vhost, safe='')}", auth=GUEST, timeout=30)
+        with psycopg.connect(ADMIN_DSN, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{self.database}" WITH (FORCE)')
+
+    # -- the simulator -------------------------------------------------------------------------
+
+    def scenario(self, name: str | None = None, **knobs: Any) -> dict[str, Any]:
+        """``POST /scenario`` on the simulator's control endpoint; returns the new state."""
+        body: dict[str, Any] = {"knobs": knobs} if knobs else {}
+        if name:
+            body["name"] = name
+        answer = requests.post(f"{self.control}/scenario", json=body, timeout=10)
+        answer.raise_for_status()
+        return answer.json()
+
+    def reset(self) -> None:
+        """The healthy scenario, and medical_data and its DLQ emptied."""
+        self.scenario("healthy")
+        for name in (QUEUE, DEAD_LETTER_QUEUE):
+            requests.delete(f"{MANAGEMENT}/api/queues/{quote(self.vhost, safe='')}/{name}/contents",
+                            auth=GUEST, timeout=10).raise_for_status()
+
+    # -- Prometheus ----------------------------------------------------------------------------
+
+    def query(self, expr: str, at: float | None = None) -> list[dict[str, Any]]:
+        """An instant query (now, or at the Unix time ``at``): ``[{"metric": {...}, "value": [t, "v"]}]``."""
+        params = {"query": expr, **({"time": f"{at:.3f}"} if at is not None else {})}
+        answer = requests.get(f"{self.prometheus}/api/v1/query", params=params, timeout=10)
+        answer.raise_for_status()
+        return answer.json()["data"]["result"]
+
+    def value(self, expr: str, at: float | None = None) -> float | None:
+        """The single value of ``expr``, or None when it has no result."""
+        result = self.query(expr, at)
+        assert len(result) <= 1, f"{expr} has {len(result)} series: {result}"
+        return float(result[0]["value"][1]) if result else None
+
+    def targets(self) -> list[dict[str, Any]]:
+        answer = requests.get(f"{self.prometheus}/api/v1/targets", params={"state": "active"}, timeout=10)
+        answer.raise_for_status()
+        return answer.json()["data"]["activeTargets"]
+
+
+def _alive(process: psutil.Process) -> bool:
+    try:
+        return process.is_running() and process.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+def wait_until(condition, timeout: float, interval: float = 0.5, what: str = "condition"):
+    """Poll ``condition()`` until it is truthy and return it; fail naming ``what`` otherwise."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(f"{what} not met within {timeout:.0f}s (last: {value!r})")
+        time.sleep(interval)
+
+
+@pytest.fixture(scope="session")
+def running_stack(tmp_path_factory) -> Iterator[StackUnderTest]:
+    """The whole stack, up with every target healthy, shared by the session; stopped (and checked
+    to leave no process behind) and its vhost and database removed at the end."""
+    under_test = StackUnderTest(tmp_path_factory.mktemp("stack") / "state")
+    try:
+        under_test.up("--scrape-interval", f"{SCRAPE_INTERVAL}s", "--wait", str(UP_TIMEOUT))
+        yield under_test
+    finally:
+        left = under_test.down()
+        under_test.remove_backends()
+    assert not left, f"`medobs stack down` left processes running: {left}"
+
+
+@pytest.fixture
+def healthy_stack(running_stack: StackUnderTest) -> StackUnderTest:
+    """The shared stack, back on the healthy scenario with empty queues."""
+    running_stack.reset()
+    return running_stack
