@@ -19,6 +19,7 @@ while (the tests here keep the default 10/s); and counters only grow.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import time
 from collections.abc import Iterator
@@ -38,7 +39,8 @@ from tests.simulator_support import ADMIN_DSN, GUEST, MANAGEMENT, unique
 
 #: Clear of the ports of test_stack.py (21000), test_alerts_stack.py (22000), a developer's own
 #: stack (0) and the kernel's ephemeral range (32768 and up): 8080 + 13000 ... 10250 + 13000.
-PORT_OFFSET = 13000
+#: $MEDOBS_TEST_STACK_OFFSET moves it, for two test sessions on one machine.
+PORT_OFFSET = int(os.environ.get("MEDOBS_TEST_STACK_OFFSET", "13000"))
 #: Faster than the platform's 15s, so that scrapes and rule evaluations come quickly.
 SCRAPE_INTERVAL = 5
 UP_TIMEOUT = 120
