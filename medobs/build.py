@@ -11,7 +11,7 @@ import argparse
 from collections.abc import Callable
 from pathlib import Path
 
-from medobs import REPO_ROOT, UserError, postgres_queries, scrape
+from medobs import REPO_ROOT, UserError, k8s, postgres_queries, scrape
 from medobs.alerts import build as alerts
 from medobs.dashboards import generate as dashboards
 from medobs.slo import files as slo
@@ -23,6 +23,7 @@ def generators() -> list[Generator]:
     """Every producer of build/ files, in a fixed order."""
     return [
         scrape.build_files,
+        k8s.build_files,
         postgres_queries.build_files,
         dashboards.build_files,
         alerts.build_files,
