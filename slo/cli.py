@@ -70,14 +70,16 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         commands, "report", "how each SLO did over a period or a calendar month, from Prometheus",
         "Per SLO: the SLI achieved against its objective, good / bad / total events, error budget allowed / "
         "consumed / remaining, burn rate, the alerts that fired (Prometheus's ALERTS) and a verdict (met, "
-        "at_risk from 75%% of the budget, breached, no_data). The HTML form draws the budget burn-down; the "
-        "JSON fields are documented in docs/slo.md.",
+        "at_risk from 75% of the budget, breached, no_data). The HTML form draws the budget burn-down; the "
+        "JSON fields are documented in docs/slo.md. Events of counter SLIs are counted from the counters' "
+        "samples: every event Prometheus scraped in the window counts once, nothing is extrapolated.",
         "medobs slo report --prometheus http://127.0.0.1:9090 --month 2026-10 --format html --out report.html",
         run_report,
     )
     report_parser.add_argument("--prometheus", required=True, metavar="URL", help="Prometheus base URL")
     window = report_parser.add_mutually_exclusive_group()
-    window.add_argument("--period", help="the window ending at --end, like 30d (default: each SLO's own period)")
+    window.add_argument("--period", help="the window ending at --end: any duration, like 30d, or 2h15m around an incident "
+                        "(default: each SLO's own period)")
     window.add_argument("--month", metavar="YYYY-MM", help="a calendar month (UTC); a month in progress ends now")
     report_parser.add_argument("--end", help="end of a --period window: RFC 3339 or Unix seconds (default now)")
     report_parser.add_argument(

@@ -8,6 +8,8 @@ import re
 from dataclasses import dataclass
 from typing import Literal
 
+from medobs.catalog import platform
+
 #: Sloth's window placeholder, ``{{.window}}`` (Go template spacing allowed).
 WINDOW = re.compile(r"\{\{\s*\.window\s*\}\}")
 _OTHER_TEMPLATE = re.compile(r"\{\{(?!\s*\.window\s*\}\})")
@@ -132,6 +134,39 @@ def range_functions(query: str) -> list[str]:
         name = re.search(r"([a-z_]+)\s*$", query[:position]) if position >= 0 and query[position] == "(" else None
         functions.append(name.group(1) if name else "")
     return functions
+
+
+_NAME = r"[a-zA-Z_:][a-zA-Z0-9_:]*"
+_BRACES = r'\{(?:[^{}"]|"(?:[^"\\]|\\.)*")*\}'
+#: ``rate(selector[{{.window}}])`` or ``increase(...)`` of a plain series selector.
+_COUNTER_OVER_WINDOW = re.compile(
+    rf"\b(?:rate|increase)\s*\(\s*({_NAME}\s*(?:{_BRACES})?|{_BRACES})\s*\[\s*\{{\{{\s*\.window\s*\}}\}}\s*\]\s*\)"
+)
+#: How far before a step a counter's previous sample is looked for: a series not scraped for
+#: longer (a long scrape outage, a Prometheus restart) starts again as if new.
+PREVIOUS_SAMPLE_LOOKBACK = "1h"
+
+
+def counter_increase(selector: str, step: str) -> str:
+    """Events a counter counted in the ``step`` ending at the evaluation time, without
+    extrapolation: its last sample in the step minus its last one before; after a reset, its
+    value (events since the reset); a series that first appears in the step, counted from zero
+    when its target was up at the step's start (micrometer creates a ``status="500"`` series with
+    the first 500 it times), not when the target itself is new (its counters hold history).
+    Summed over consecutive steps, every event Prometheus scraped counts exactly once."""
+    last = f"last_over_time({selector}[{step}])"
+    before = f"last_over_time({selector}[{PREVIOUS_SAMPLE_LOOKBACK}] offset {step})"
+    up = f"{platform.UP.name} offset {step} == 1"
+    return f"({last} - {before} >= 0 or {last} and {before} or {last} and on (job, instance) ({up}))"
+
+
+def step_events(query: str, step: str) -> str | None:
+    """An SLI query with each ``rate(s[{{.window}}])`` / ``increase(s[{{.window}}])`` replaced by
+    the events ``s`` counted in the ``step`` before the evaluation time (:func:`counter_increase`),
+    so it gives the SLI's events per step; None when the query uses ``{{.window}}`` otherwise
+    (``irate``, subqueries, ``*_over_time``), which cannot be counted so."""
+    counted = _COUNTER_OVER_WINDOW.sub(lambda match: counter_increase(match.group(1).strip(), step), query)
+    return None if has_window(counted) else counted
 
 
 def event_scale(*queries: str) -> Literal["rate", "count"] | None:

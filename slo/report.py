@@ -1,10 +1,13 @@
 """``medobs slo report``: how each SLO did over a window, read from Prometheus.
 
-The numbers come from the SLI's own queries evaluated once over the whole window (at its end),
-so every event of the window counts once, whatever the recording rules did meanwhile; the
-alerts that fired come from Prometheus's ``ALERTS`` series; the burn-down divides the window
-into equal tiles and adds up their bad events. The JSON form is documented field by field in
-docs/slo.md (``schema`` ``medobs.slo.report/v1``) and only grows.
+An SLI over counters (``rate()`` / ``increase()``: availability, latency, counters) is counted
+step by step from the counters' samples, so every event Prometheus scraped in the window counts
+exactly once: nothing is extrapolated to the window's edges, a series that appears in the window
+(the first 500 of a route) counts from zero, and adjacent windows add up. Other SLIs (time
+slices, raw ratios) evaluate their own queries once over the whole window, at its end. The alerts
+that fired come from Prometheus's ``ALERTS`` series; the burn-down divides the window into equal
+tiles and adds up their bad events. The JSON form is documented field by field in docs/slo.md
+(``schema`` ``medobs.slo.report/v1``) and only grows.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from medobs import UserError
+from medobs.catalog import platform
 from medobs.slo import promql, windows
 from medobs.slo.prometheus import Prometheus, total
 from medobs.slo.spec import SLO
@@ -26,6 +30,7 @@ SCHEMA = "medobs.slo.report/v1"
 AT_RISK = 0.75  # share of the budget consumed from which a met SLO is reported at risk
 BURN_DOWN_POINTS = 120
 MAX_RANGE_POINTS = 10_000  # Prometheus refuses more than 11,000 points per series
+STEPS_PER_TILE = 10
 
 
 @dataclass(frozen=True)
@@ -134,7 +139,7 @@ def _verdict(consumed: float | None) -> str:
 
 
 def _values(prometheus: Prometheus, query: str, window: Window, step: int) -> dict[float, float]:
-    """A query over tiles of ``step`` seconds: tile end -> summed value."""
+    """A query over steps of ``step`` seconds: step end -> summed value."""
     points: dict[float, float] = {}
     for series in prometheus.query_range(query, window.start.timestamp() + step, window.end.timestamp(), step):
         for moment, value in series["values"]:
@@ -152,33 +157,84 @@ def tile_seconds(window_seconds: int) -> int:
     return window_seconds
 
 
-def burn_down(slo: SLO, prometheus: Prometheus, window: Window) -> list[dict[str, Any]]:
-    """Share of the window's error budget left at the end of each tile (1 at the start, the
-    report's remaining_ratio at the end)."""
-    step = tile_seconds(window.seconds)
-    tile = windows.duration(step)
-    budget = float(slo.budget)
+def count_step(window_seconds: int) -> int:
+    """The step in which counters' events are counted: a divisor of the burn-down's tile (tiles
+    add up whole steps), at least a minute, and about STEPS_PER_TILE per tile (each step costs
+    Prometheus the same whatever its length; a counter reset loses at most one step of a series)."""
+    tile = tile_seconds(window_seconds)
+    least = max(60, math.ceil(tile / STEPS_PER_TILE))
+    return next((step for step in range(least, tile) if tile % step == 0), tile)
+
+
+@dataclass(frozen=True)
+class Events:
+    """An SLI's bad and total events over the window and per step (step end -> value), in the
+    queries' unit; ``factor`` turns that unit into events (None: the values are not events)."""
+
+    bad: float
+    total: float
+    bad_steps: dict[float, float]
+    total_steps: dict[float, float]
+    step: int
+    factor: float | None
+
+
+def counted_events(slo: SLO, prometheus: Prometheus, window: Window) -> Events | None:
+    """The events of an SLI that takes ``rate()`` or ``increase()`` of counters, counted step by
+    step from the counters' samples (:func:`promql.step_events`): every event Prometheus scraped
+    in the window counts once, a series born in the window from zero, and nothing is
+    extrapolated to the window's edges. None for other SLIs."""
+    if not isinstance(slo.sli, EventsSli):
+        return None
+    step = count_step(window.seconds)
+    bad_query, all_query = (promql.step_events(q, windows.duration(step)) for q in (slo.sli.error_query, slo.sli.total_query))
+    if bad_query is None or all_query is None:
+        return None
+    bad, all_ = _values(prometheus, bad_query, window, step), _values(prometheus, all_query, window, step)
+    return Events(sum(bad.values()), sum(all_.values()), bad, all_, step, factor=1.0)
+
+
+def window_events(slo: SLO, prometheus: Prometheus, window: Window) -> Events:
+    """Other SLIs (time slices, ``irate``, raw ratios): the queries evaluated once over the whole
+    window at its end, and over each burn-down tile. A raw SLI's ratio counts as bad "events" out
+    of one per tile."""
+    at, span, tile = window.end.timestamp(), windows.duration(window.seconds), tile_seconds(window.seconds)
+    in_tiles = windows.duration(tile)
     if isinstance(slo.sli, EventsSli):
-        bad = _values(prometheus, promql.at_window(slo.sli.error_query, tile), window, step)
-        all_ = _values(prometheus, promql.at_window(slo.sli.total_query, tile), window, step)
-    else:
-        bad = _values(prometheus, promql.at_window(slo.sli.error_ratio_query, tile), window, step)
-        all_ = {moment: 1.0 for moment in bad}
-    allowed = budget * sum(all_.values())
+        all_events = total(prometheus.query(promql.at_window(slo.sli.total_query, span), at)) or 0.0
+        bad_events = total(prometheus.query(promql.at_window(slo.sli.error_query, span), at)) or 0.0
+        bad = _values(prometheus, promql.at_window(slo.sli.error_query, in_tiles), window, tile)
+        all_ = _values(prometheus, promql.at_window(slo.sli.total_query, in_tiles), window, tile)
+        return Events(bad_events, all_events, bad, all_, tile, _events_factor(slo, window.seconds))
+    found = prometheus.query(promql.at_window(slo.sli.error_ratio_query, span), at)
+    values = [float(item["value"][1]) for item in found if float(item["value"][1]) == float(item["value"][1])]
+    bad = _values(prometheus, promql.at_window(slo.sli.error_ratio_query, in_tiles), window, tile)
+    ratio = sum(values) / len(values) if values else 0.0
+    return Events(ratio, 1.0 if values else 0.0, bad, {moment: 1.0 for moment in bad}, tile, factor=None)
+
+
+def burn_down(budget: float, events: Events, window: Window) -> list[dict[str, Any]]:
+    """Share of the window's error budget left at the end of each tile (1 at the start, the
+    report's remaining_ratio at the end when the steps are counted events)."""
+    allowed = budget * sum(events.total_steps.values())
     if allowed <= 0:
         return []
+    tile, start = tile_seconds(window.seconds), window.start.timestamp()
+    steps_per_tile = tile // events.step
+    spent_in_tile = [0.0] * (window.seconds // tile + 1)
+    for moment, bad in events.bad_steps.items():
+        index = -(-round((moment - start) / events.step) // steps_per_tile)  # the tile the step ends in
+        spent_in_tile[min(max(index, 1), len(spent_in_tile) - 1)] += bad
     points, spent = [{"time": iso(window.start), "remaining_ratio": 1.0}], 0.0
-    moment = window.start.timestamp() + step
-    while moment <= window.end.timestamp() + 0.5:
-        spent += bad.get(moment, 0.0)
-        points.append({"time": iso(moment), "remaining_ratio": 1 - spent / allowed})
-        moment += step
+    for index in range(1, len(spent_in_tile)):
+        spent += spent_in_tile[index]
+        points.append({"time": iso(start + index * tile), "remaining_ratio": 1 - spent / allowed})
     return points
 
 
 def fired_alerts(slo: SLO, prometheus: Prometheus, window: Window) -> list[AlertEpisodes]:
-    step = max(60, math.ceil(window.seconds / MAX_RANGE_POINTS))
-    query = f'ALERTS{{alertstate="firing", service="{slo.service}", slo="{slo.name}"}}'
+    step = max(1, math.ceil(window.seconds / MAX_RANGE_POINTS))
+    query = f'{platform.ALERTS.name}{{alertstate="firing", service="{slo.service}", slo="{slo.name}"}}'
     found = []
     for series in prometheus.query_range(query, window.start.timestamp(), window.end.timestamp(), step):
         labels = {k: v for k, v in series["metric"].items() if k not in ("__name__", "alertstate")}
@@ -198,20 +254,13 @@ def fired_alerts(slo: SLO, prometheus: Prometheus, window: Window) -> list[Alert
 
 
 def evaluate(slo: SLO, prometheus: Prometheus, window: Window) -> SloResult:
-    at, span = window.end.timestamp(), windows.duration(window.seconds)
     budget = float(slo.budget)
+    found = counted_events(slo, prometheus, window) or window_events(slo, prometheus, window)
+    ratio = found.bad / found.total if found.total else None
     events = None
-    if isinstance(slo.sli, EventsSli):
-        all_events = total(prometheus.query(promql.at_window(slo.sli.total_query, span), at))
-        bad_events = total(prometheus.query(promql.at_window(slo.sli.error_query, span), at)) or 0.0
-        ratio = bad_events / all_events if all_events else None
-        factor = _events_factor(slo, window.seconds)
-        if factor is not None and all_events:
-            events = {"good": (all_events - bad_events) * factor, "bad": bad_events * factor, "total": all_events * factor}
-    else:
-        found = prometheus.query(promql.at_window(slo.sli.error_ratio_query, span), at)
-        values = [float(item["value"][1]) for item in found if float(item["value"][1]) == float(item["value"][1])]
-        ratio = sum(values) / len(values) if values else None
+    if found.factor is not None and ratio is not None:
+        events = {"good": (found.total - found.bad) * found.factor, "bad": found.bad * found.factor,
+                  "total": found.total * found.factor}
     consumed = ratio / budget if ratio is not None else None
     allowed = budget * events["total"] if events else None
     return SloResult(
@@ -234,7 +283,7 @@ def evaluate(slo: SLO, prometheus: Prometheus, window: Window) -> SloResult:
         burn_rate=consumed,
         alerts=fired_alerts(slo, prometheus, window),
         verdict=_verdict(consumed),
-        burn_down=burn_down(slo, prometheus, window) if consumed is not None else [],
+        burn_down=burn_down(budget, found, window) if consumed is not None else [],
     )
 
 
