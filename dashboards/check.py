@@ -5,12 +5,14 @@ Variables get real values from Prometheus (``label_values(...)`` asked through t
 API, every value selected, as "All" would), built-in ranges get ``--rate-interval`` and the
 checked window. A panel with no data gets a reason per query: the metric is absent, a label
 matcher matches none of its series (with the values that do exist), a variable has no values,
-or the series exist but the expression drops them all. GPU panels on machines without a GPU
-(``medobs_gpu_info`` has no series) are reported as such and do not fail the check.
+or the series exist but the expression drops them all or returns only NaN (which draws nothing).
+GPU panels on machines without a GPU (``medobs_gpu_info`` has no series) are reported as such
+and do not fail the check.
 """
 
 from __future__ import annotations
 
+import math
 import re
 import time
 from collections.abc import Sequence
@@ -32,6 +34,8 @@ GPU_SOURCES = {"medobs-gpu", "dcgm-exporter"}
 POINTS = 100
 _REGEX_SPECIAL = re.compile(r"([\\.^$|?*+()\[\]{}])")
 _SHOWN_VALUES = 8
+#: Why a query whose series hold only NaN draws nothing (Grafana shows no points for NaN).
+ONLY_NAN = "it returns only NaN, which draws nothing: a ratio with nothing to divide (0/0, no traffic in the window)"
 
 
 class QueryError(Exception):
@@ -78,11 +82,14 @@ class Prometheus:
             raise UserError(f"{address} does not answer like Prometheus (HTTP {response.status_code} on {path})")
         return body["data"]
 
-    def has_data(self, expr: str, start: float, end: float, instant: bool) -> bool:
+    def values(self, expr: str, start: float, end: float, instant: bool) -> list[float]:
+        """Every value ``expr`` returns over the window (NaN included), as the panel would draw it."""
         if instant:
-            return bool(self._call("/api/v1/query", {"query": expr, "time": end})["result"])
+            result = self._call("/api/v1/query", {"query": expr, "time": end})["result"]
+            return [float(series["value"][1]) for series in result]
         step = (end - start) / POINTS
-        return bool(self._call("/api/v1/query_range", {"query": expr, "start": start, "end": end, "step": step})["result"])
+        result = self._call("/api/v1/query_range", {"query": expr, "start": start, "end": end, "step": step})["result"]
+        return [float(value) for series in result for _, value in series["values"]]
 
     def series(self, match: str, start: float, end: float) -> list[dict[str, str]]:
         return list(self._call("/api/v1/series", {"match[]": match, "start": start, "end": end}))
@@ -221,9 +228,10 @@ def check_panel(
             continue
         expr = promql.substitute(query["expr"], values)
         try:
-            if prometheus.has_data(expr, window.start, window.end, bool(query.get("instant"))):
+            found = prometheus.values(expr, window.start, window.end, bool(query.get("instant")))
+            if any(not math.isnan(value) for value in found):
                 return PanelResult(result.dashboard, result.uid, result.panel)
-            result.reasons += diagnose(expr, prometheus, window)
+            result.reasons += [Reason("expression", ONLY_NAN)] if found else diagnose(expr, prometheus, window)
         except QueryError as error:
             result.reasons.append(Reason("error", f"Prometheus rejected {expr!r}: {error}"))
         except ValueError as error:

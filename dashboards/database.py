@@ -64,6 +64,8 @@ def _usage_quantile(quantile: float) -> Any:
 def _queries() -> Row:
     usage = gateway.HIKARI_USAGE
     by_database = "sum by (datname)"
+    # the postgresql job has a target per server (primary, replica): their figures are not added up
+    per_server_database = "sum by (instance, datname)"
     hits = f"{by_database} ({rate(JOB_INSTANCE(postgres.BLKS_HIT.name))})"
     return Row("Queries", [
         timeseries(
@@ -75,17 +77,20 @@ def _queries() -> Row:
             target(mean(JOB_INSTANCE(usage.sum), JOB_INSTANCE(usage.count), "pool"), "{{pool}} mean"),
         ),
         timeseries(
-            "Transaction rate", "Transactions committed and rolled back per second, by database.",
+            "Transaction rate", "Transactions committed and rolled back per second, by server and database "
+            "(the primary's; a replica's are its read-only ones).",
             OPERATIONS_PER_SECOND,
-            target(f"{by_database} ({rate(JOB_INSTANCE(postgres.XACT_COMMIT.name))})", "{{datname}} commit"),
-            target(f"{by_database} ({rate(JOB_INSTANCE(postgres.XACT_ROLLBACK.name))})", "{{datname}} rollback"),
+            target(f"{per_server_database} ({rate(JOB_INSTANCE(postgres.XACT_COMMIT.name))})",
+                   "{{instance}} {{datname}} commit"),
+            target(f"{per_server_database} ({rate(JOB_INSTANCE(postgres.XACT_ROLLBACK.name))})",
+                   "{{instance}} {{datname}} rollback"),
         ),
         timeseries(
-            "Connections by state", "Server connections by state (active, idle, idle in transaction ...) "
-            "against max_connections.",
+            "Connections by state", "Connections to each server (primary and replica) by state (active, idle, "
+            "idle in transaction ...) against its max_connections.",
             COUNT,
-            target(f"sum by (state) ({JOB_INSTANCE(postgres.ACTIVITY_COUNT.name)})", "{{state}}"),
-            target(f"max({JOB_INSTANCE(postgres.MAX_CONNECTIONS.name)})", "max_connections"),
+            target(f"sum by (instance, state) ({JOB_INSTANCE(postgres.ACTIVITY_COUNT.name)})", "{{instance}} {{state}}"),
+            target(f"max by (instance) ({JOB_INSTANCE(postgres.MAX_CONNECTIONS.name)})", "{{instance}} max_connections"),
         ),
         timeseries(
             "Deadlocks", "Deadlocks PostgreSQL detected, by database.",

@@ -34,6 +34,16 @@ KUBELET_SERVICE_NAMESPACE = "kube-system"
 
 
 @dataclass(frozen=True)
+class OtherTarget:
+    """A further target of a job in the native and compose flavours, such as the replica's
+    exporter beside the primary's: ``name`` is its compose service (listening on the job's port)
+    and the name of its port in the local stack, where it listens on ``local_port``."""
+
+    name: str
+    local_port: int
+
+
+@dataclass(frozen=True)
 class ScrapeJob:
     """One Prometheus job and where its targets are in each flavour.
 
@@ -66,11 +76,21 @@ class ScrapeJob:
     #: series alive for five minutes (no staleness markers), as kube-prometheus notes.
     honor_timestamps: bool = True
     platform_namespace_only: bool = False
+    #: Targets beside the first in the native and compose flavours (in Kubernetes, the selected
+    #: service's endpoints are the targets, however many).
+    other_targets: tuple[OtherTarget, ...] = ()
 
     @property
     def stand_in_port(self) -> int:
         """The port of the job's target in the native and compose flavours."""
         return self.local_port or self.port
+
+    def native_ports(self) -> dict[str, int]:
+        """Each native target's port by name: the job's own name for the first."""
+        return {self.name: self.stand_in_port, **{t.name: t.local_port for t in self.other_targets}}
+
+    def compose_targets(self) -> list[str]:
+        return [f"{host}:{self.stand_in_port}" for host in (self.compose_host, *(t.name for t in self.other_targets))]
 
 
 JOBS: tuple[ScrapeJob, ...] = (
@@ -89,8 +109,11 @@ JOBS: tuple[ScrapeJob, ...] = (
         service="ml-inference", k8s_kind="pod", k8s_app="ml-inference",
     ),
     ScrapeJob(
-        "postgresql", 9187, "postgres-exporter", "prometheus-postgres-exporter",
+        "postgresql", 9187, "postgres-exporter",
+        "prometheus-postgres-exporter, one per server: the primary's and the replica's (in Kubernetes, "
+        "the postgres-exporter service selects both exporters' pods)",
         service="postgresql", k8s_kind="service", k8s_app="postgres-exporter",
+        other_targets=(OtherTarget("postgres-replica-exporter", 9188),),
     ),
     ScrapeJob(
         "redis", 9121, "redis-exporter", "prometheus-redis-exporter",
@@ -131,6 +154,8 @@ JOBS: tuple[ScrapeJob, ...] = (
 )
 
 JOB_NAMES = tuple(job.name for job in JOBS)
+#: The port of every native target, by name (a job's name for its first target).
+NATIVE_PORTS = {name: port for job in JOBS for name, port in job.native_ports().items()}
 
 
 def job(name: str) -> ScrapeJob:
@@ -152,8 +177,8 @@ def _scrape_options(job: ScrapeJob) -> dict[str, Any]:
     return options
 
 
-def _static_job(job: ScrapeJob, address: str) -> dict[str, Any]:
-    return {**_scrape_options(job), "static_configs": [{"targets": [address]}]}
+def _static_job(job: ScrapeJob, addresses: list[str]) -> dict[str, Any]:
+    return {**_scrape_options(job), "static_configs": [{"targets": addresses}]}
 
 
 def _meta_label(label: str) -> str:
@@ -207,16 +232,20 @@ def prometheus_config(
 ) -> dict[str, Any]:
     """The whole prometheus.yml for a flavour.
 
-    ``ports`` overrides loopback ports by job name (native flavour only; the local stack uses
-    it to run beside another stack); ``scrape_interval`` is also the evaluation interval when
-    it differs from the platform's 15s (a test stack that wants faster scrapes).
+    ``ports`` overrides loopback ports by target name (:data:`NATIVE_PORTS`; native flavour
+    only; the local stack uses it to run beside another stack); ``scrape_interval`` is also the
+    evaluation interval when it differs from the platform's 15s (a test stack that wants faster
+    scrapes).
     """
     ports = ports or {}
     if flavour == "native":
-        scrape_configs = [_static_job(j, f"127.0.0.1:{ports.get(j.name, j.stand_in_port)}") for j in JOBS]
+        scrape_configs = [
+            _static_job(j, [f"127.0.0.1:{ports.get(name, port)}" for name, port in j.native_ports().items()])
+            for j in JOBS
+        ]
         alertmanager = f"127.0.0.1:{ports.get('alertmanager', job('alertmanager').port)}"
     elif flavour == "compose":
-        scrape_configs = [_static_job(j, f"{j.compose_host}:{j.stand_in_port}") for j in JOBS]
+        scrape_configs = [_static_job(j, j.compose_targets()) for j in JOBS]
         alertmanager = f"alertmanager:{job('alertmanager').port}"
     else:
         scrape_configs = [_kubernetes_job(j) for j in JOBS if j.k8s_kind]

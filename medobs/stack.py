@@ -2,12 +2,14 @@
 
 ``up`` starts each component as a background process with its pid, log and data under a state
 folder outside the source tree (``$MEDOBS_STATE_DIR``, default ``~/.local/state/medobs``):
-Prometheus and Alertmanager with the generated configs, postgres_exporter, redis_exporter and
-node_exporter, the package's queue, GPU and inference exporters, and the platform simulator
-(gateway, TF Serving, kubelet/cAdvisor, kube-state-metrics, cert-manager, real RabbitMQ and
-PostgreSQL traffic) with the inference sidecar's proxy in its predict path. ``down`` stops
-exactly the processes ``up`` recorded; ``status`` shows each component and each Prometheus
-target's health; ``logs`` shows a component's log.
+a streaming replica of the local PostgreSQL (:mod:`medobs.replica`), Prometheus and Alertmanager
+with the generated configs, postgres_exporter for the primary and for the replica,
+redis_exporter and node_exporter, the package's queue, GPU and inference exporters, and the
+platform simulator (gateway, TF Serving, kubelet/cAdvisor, kube-state-metrics, cert-manager,
+real RabbitMQ and PostgreSQL traffic) with the inference sidecar's proxy in its predict path.
+``down`` stops exactly the processes ``up`` recorded (and removes the replica's copy of the
+primary); ``status`` shows each component and each Prometheus target's health; ``logs`` shows a
+component's log.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ import requests
 import yaml
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from medobs import REPO_ROOT, UserError, port_offset_from_environment, scrape
+from medobs import REPO_ROOT, UserError, port_offset_from_environment, replica, scrape
 from medobs.alerts import alertmanager
 from medobs.catalog import Metric, gpu, inference, postgres, queue, redis
 from medobs.simulator.cli import CONTROL_PORT
@@ -43,6 +45,9 @@ EXTRA_PORTS = {
     "simulator-control": CONTROL_PORT,
     # the inference sidecar's in-path proxy: the simulator sends its predicts through it
     "inference-proxy": 8502,
+    # the primary's PostgreSQL streaming replica (its exporter is the postgresql job's second target):
+    # 5432 moved among the stack's other ports, so that two stacks' port ranges stay apart
+    "postgres-replica": 9432,
 }
 DEFAULT_POSTGRES_DSN = "postgresql://postgres@127.0.0.1:5432/postgres?sslmode=disable"
 #: The exporters' own health gauge, shown beside their target in the health table.
@@ -65,13 +70,13 @@ class Stack:
     queue_include_vhost: str | None = None  # the queue exporter's --include-vhost (None: every vhost)
 
     def port(self, name: str) -> int:
-        """The loopback port of a scrape job or of one of :data:`EXTRA_PORTS`."""
-        base = EXTRA_PORTS[name] if name in EXTRA_PORTS else scrape.job(name).stand_in_port
+        """The loopback port of a scrape target (:data:`scrape.NATIVE_PORTS`) or of :data:`EXTRA_PORTS`."""
+        base = EXTRA_PORTS[name] if name in EXTRA_PORTS else scrape.NATIVE_PORTS[name]
         return base + self.port_offset
 
     @property
     def ports(self) -> dict[str, int]:
-        return {name: self.port(name) for name in scrape.JOB_NAMES}
+        return {name: self.port(name) for name in scrape.NATIVE_PORTS}
 
     def url(self, name: str) -> str:
         return f"http://127.0.0.1:{self.port(name)}"
@@ -111,24 +116,95 @@ class Stack:
 
 @dataclass(frozen=True)
 class Component:
-    """A process of the stack: how to start it and how to tell it is ready.
+    """A process of the stack: how to start it, tell it is ready, stop it and clean up after it.
 
-    ``ports`` are the stack ports it listens on (scrape jobs or :data:`EXTRA_PORTS`); the first
-    answers ``ready_path`` once it is ready. ``jobs`` are the scrape jobs whose targets it serves.
+    ``ports`` are the stack ports it listens on (scrape targets or :data:`EXTRA_PORTS`). ``jobs``
+    are the scrape jobs whose targets it serves (default: the job named by its first port).
     """
 
     name: str
     ports: tuple[str, ...]
+    jobs: tuple[str, ...] | None = field(default=None, kw_only=True)
+
+    @property
+    def scrape_jobs(self) -> tuple[str, ...]:
+        return self.ports[:1] if self.jobs is None else self.jobs
+
+    def check(self, stack: Stack) -> None:
+        """Raise UserError, saying what to do, when it cannot start (a port in use)."""
+        for port in (stack.port(name) for name in self.ports):
+            if port_in_use(port):
+                raise UserError(
+                    f"{self.name}: port {port} on 127.0.0.1 is in use by another process: stop it, or run "
+                    "`medobs stack up --port-offset N` to move the whole stack"
+                )
+
+    def spawn(self, stack: Stack, **popen: Any) -> subprocess.Popen:
+        """Start the process; ``popen``: its output and session, as every component's."""
+        raise NotImplementedError
+
+    def is_ready(self, stack: Stack) -> bool:
+        raise NotImplementedError
+
+    def shutdown(self, process: psutil.Process) -> None:
+        """Ask it to stop: SIGTERM to its process group."""
+        os.killpg(process.pid, signal.SIGTERM)
+
+    def cleanup(self, stack: Stack) -> None:
+        """Remove what it leaves behind once stopped (nothing by default)."""
+
+
+@dataclass(frozen=True)
+class Program(Component):
+    """A program started with ``argv``, ready once its first port answers ``ready_path``."""
+
     binary: str
     install_hint: str
     argv: Callable[[Stack], list[str]]
     ready_path: str = "/metrics"
     env: Callable[[Stack], dict[str, str]] = field(default=lambda stack: {})
-    jobs: tuple[str, ...] = ()
 
-    @property
-    def scrape_jobs(self) -> tuple[str, ...]:
-        return self.jobs or self.ports[:1]
+    def check(self, stack: Stack) -> None:
+        if shutil.which(self.binary) is None:
+            raise UserError(
+                f"{self.name}: `{self.binary}` not found: {self.install_hint} "
+                "(or use the docker-compose stack: docker compose up)"
+            )
+        super().check(stack)
+
+    def spawn(self, stack: Stack, **popen: Any) -> subprocess.Popen:
+        argv = self.argv(stack)
+        argv[0] = shutil.which(argv[0]) or argv[0]
+        return subprocess.Popen(argv, env={**os.environ, **self.env(stack)}, cwd=stack.state_dir, **popen)
+
+    def is_ready(self, stack: Stack) -> bool:
+        try:
+            return requests.get(stack.url(self.ports[0]) + self.ready_path, timeout=2).status_code == 200
+        except requests.RequestException:
+            return False
+
+
+@dataclass(frozen=True)
+class PostgresReplica(Component):
+    """The PostgreSQL streaming replica (:mod:`medobs.replica`): copied from the primary of
+    ``$MEDOBS_POSTGRES_DSN`` at each start (its binaries are found then: the primary's major
+    version), stopped by the postmaster's fast shutdown, its copy removed by ``down``."""
+
+    def replica(self, stack: Stack) -> replica.Replica:
+        return replica.Replica(_postgres_dsn(), stack.path("data", self.name), stack.port(self.ports[0]))
+
+    def spawn(self, stack: Stack, **popen: Any) -> subprocess.Popen:
+        return self.replica(stack).start(**popen)
+
+    def is_ready(self, stack: Stack) -> bool:
+        return self.replica(stack).is_ready()
+
+    def shutdown(self, process: psutil.Process) -> None:
+        """SIGINT to the postmaster alone: its fast shutdown, which stops its own processes."""
+        process.send_signal(signal.SIGINT)
+
+    def cleanup(self, stack: Stack) -> None:
+        self.replica(stack).remove()
 
 
 def _prometheus_argv(stack: Stack) -> list[str]:
@@ -142,12 +218,15 @@ def _prometheus_argv(stack: Stack) -> list[str]:
     ]
 
 
-def _postgres_exporter_argv(stack: Stack) -> list[str]:
-    return [
-        "prometheus-postgres-exporter",
-        f"--web.listen-address=127.0.0.1:{stack.port('postgresql')}",
-        f"--extend.query-path={stack.build_dir / 'postgres-exporter' / 'queries.yaml'}",
-    ]
+def _postgres_exporter_argv(port: str) -> Callable[[Stack], list[str]]:
+    """postgres_exporter with the package's queries, on the stack's port named ``port``."""
+    def argv(stack: Stack) -> list[str]:
+        return [
+            "prometheus-postgres-exporter",
+            f"--web.listen-address=127.0.0.1:{stack.port(port)}",
+            f"--extend.query-path={stack.build_dir / 'postgres-exporter' / 'queries.yaml'}",
+        ]
+    return argv
 
 
 def _postgres_dsn() -> str:
@@ -155,17 +234,14 @@ def _postgres_dsn() -> str:
     return os.environ.get("MEDOBS_POSTGRES_DSN", DEFAULT_POSTGRES_DSN)
 
 
-def _postgres_exporter_env(stack: Stack) -> dict[str, str]:
-    return {"DATA_SOURCE_NAME": _postgres_dsn()}
+def _redis_address() -> str:
+    # REDIS_PASSWORD, if set, is read from the environment by the exporter and the simulator themselves.
+    return os.environ.get("MEDOBS_REDIS_ADDR", "redis://127.0.0.1:6379")
 
 
 def _redis_exporter_argv(stack: Stack) -> list[str]:
-    # REDIS_PASSWORD, if set, is read from the environment by the exporter itself.
-    return [
-        "prometheus-redis-exporter",
-        "-web.listen-address", f"127.0.0.1:{stack.port('redis')}",
-        "-redis.addr", os.environ.get("MEDOBS_REDIS_ADDR", "redis://127.0.0.1:6379"),
-    ]
+    return ["prometheus-redis-exporter", "-web.listen-address", f"127.0.0.1:{stack.port('redis')}",
+            "-redis.addr", _redis_address()]
 
 
 def _node_exporter_argv(stack: Stack) -> list[str]:
@@ -214,6 +290,7 @@ def _simulator_argv(stack: Stack) -> list[str]:
         "--rabbitmq-management-url", _management_url(),
         "--rabbitmq-vhost", stack.rabbitmq_vhost,
         "--pg-dsn", dsn,
+        "--redis-url", _redis_address(),
     )
 
 
@@ -237,37 +314,48 @@ def _alertmanager_argv(stack: Stack) -> list[str]:
 
 
 _OURS = "reinstall medobs (make venv)"
+_POSTGRES_EXPORTER = "apt install prometheus-postgres-exporter"
+#: The primary's streaming replica; its exporter is the postgresql job's second target.
+REPLICA = PostgresReplica("postgres-replica", ("postgres-replica",), jobs=())
 COMPONENTS: tuple[Component, ...] = (
-    Component(
+    # first: the component most likely unable to start (PostgreSQL binaries, replication permission),
+    # so that nothing else has started when it says why
+    REPLICA,
+    Program(
         "prometheus", ("prometheus",), "prometheus", "apt install prometheus",
         _prometheus_argv, ready_path="/-/ready",
     ),
-    Component(
+    Program(
         "alertmanager", ("alertmanager",), "prometheus-alertmanager", "apt install prometheus-alertmanager",
         _alertmanager_argv, ready_path="/-/ready",
     ),
-    Component(
-        "postgres-exporter", ("postgresql",), "prometheus-postgres-exporter",
-        "apt install prometheus-postgres-exporter", _postgres_exporter_argv, env=_postgres_exporter_env,
+    Program(
+        "postgres-exporter", ("postgresql",), "prometheus-postgres-exporter", _POSTGRES_EXPORTER,
+        _postgres_exporter_argv("postgresql"), env=lambda stack: {"DATA_SOURCE_NAME": _postgres_dsn()},
     ),
-    Component(
+    Program(
+        "postgres-replica-exporter", ("postgres-replica-exporter",), "prometheus-postgres-exporter",
+        _POSTGRES_EXPORTER, _postgres_exporter_argv("postgres-replica-exporter"),
+        env=lambda stack: {"DATA_SOURCE_NAME": REPLICA.replica(stack).dsn}, jobs=("postgresql",),
+    ),
+    Program(
         "redis-exporter", ("redis",), "prometheus-redis-exporter", "apt install prometheus-redis-exporter",
         _redis_exporter_argv,
     ),
-    Component(
+    Program(
         "node-exporter", ("node",), "prometheus-node-exporter", "apt install prometheus-node-exporter",
         _node_exporter_argv,
     ),
-    Component("queue-exporter", ("rabbitmq",), sys.executable, _OURS, _queue_exporter_argv),
-    Component("gpu-exporter", ("gpu",), sys.executable, _OURS, _gpu_exporter_argv),
-    Component(
+    Program("queue-exporter", ("rabbitmq",), sys.executable, _OURS, _queue_exporter_argv),
+    Program("gpu-exporter", ("gpu",), sys.executable, _OURS, _gpu_exporter_argv),
+    Program(
         "simulator",
         ("simulator-control", "api-gateway", "ml-inference", "cadvisor", "kube-state-metrics", "cert-manager"),
         sys.executable, _OURS, _simulator_argv, ready_path="/healthz",
         jobs=("api-gateway", "ml-inference", "cadvisor", "kube-state-metrics", "cert-manager"),
     ),
     # after the simulator: its probe finds TF Serving up; the simulator's traffic waits for its proxy
-    Component("inference-exporter", ("inference-exporter", "inference-proxy"), sys.executable, _OURS,
+    Program("inference-exporter", ("inference-exporter", "inference-proxy"), sys.executable, _OURS,
               _inference_exporter_argv),
 )
 
@@ -310,73 +398,53 @@ def port_in_use(port: int) -> bool:
     return False
 
 
-def _check_can_start(stack: Stack, comp: Component) -> None:
-    if shutil.which(comp.binary) is None:
-        raise UserError(
-            f"{comp.name}: `{comp.binary}` not found: {comp.install_hint} "
-            "(or use the docker-compose stack: docker compose up)"
-        )
-    for port in (stack.port(name) for name in comp.ports):
-        if port_in_use(port):
-            raise UserError(
-                f"{comp.name}: port {port} on 127.0.0.1 is in use by another process: stop it, or run "
-                "`medobs stack up --port-offset N` to move the whole stack"
-            )
-
-
 def start(stack: Stack, comp: Component) -> tuple[psutil.Process, bool]:
     """Start ``comp`` unless it already runs; returns the process and whether it was started."""
     existing = running_process(stack, comp)
     if existing is not None:
         return existing, False
-    _check_can_start(stack, comp)
+    comp.check(stack)
     for folder in ("pids", "logs", "data", "textfile"):
         stack.path(folder).mkdir(parents=True, exist_ok=True)
-    argv = comp.argv(stack)
-    argv[0] = shutil.which(argv[0]) or argv[0]
-    log = open(stack.path("logs", f"{comp.name}.log"), "ab")
-    process = subprocess.Popen(
-        argv,
-        stdin=subprocess.DEVNULL,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-        env={**os.environ, **comp.env(stack)},
-        cwd=stack.state_dir,
-    )
-    log.close()
+    with open(stack.path("logs", f"{comp.name}.log"), "ab") as log:
+        process = comp.spawn(
+            stack, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )
     handle = psutil.Process(process.pid)
     _pid_file(stack, comp).write_text(
-        json.dumps({"pid": process.pid, "create_time": handle.create_time(), "argv": argv})
+        json.dumps({"pid": process.pid, "create_time": handle.create_time(), "argv": process.args})
     )
     return handle, True
 
 
 def wait_ready(stack: Stack, comp: Component, process: psutil.Process, timeout: float = 60.0) -> None:
-    url = stack.url(comp.ports[0]) + comp.ready_path
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if not process.is_running() or process.status() == psutil.STATUS_ZOMBIE:
             log = stack.path("logs", f"{comp.name}.log")
             raise UserError(f"{comp.name} exited during start-up; see {log}")
-        try:
-            if requests.get(url, timeout=2).status_code == 200:
-                return
-        except requests.RequestException:
-            pass
+        if comp.is_ready(stack):
+            return
         time.sleep(0.2)
-    raise UserError(f"{comp.name} did not answer {url} within {timeout:.0f}s; see its log in {stack.path('logs')}")
+    raise UserError(
+        f"{comp.name} was not ready on {stack.address(comp.ports[0])} within {timeout:.0f}s; "
+        f"see its log in {stack.path('logs')}"
+    )
 
 
 def stop(stack: Stack, comp: Component, grace: float = 10.0) -> bool:
-    """Stop the process ``up`` recorded for ``comp``; returns whether one was running."""
+    """Stop the process ``up`` recorded for ``comp`` and clean up after it; returns whether one was running."""
     process = running_process(stack, comp)
     _pid_file(stack, comp).unlink(missing_ok=True)
-    if process is None:
-        return False
+    stopped = process is not None and _stop(process, comp, grace)
+    comp.cleanup(stack)
+    return stopped
+
+
+def _stop(process: psutil.Process, comp: Component, grace: float) -> bool:
     try:
-        os.killpg(process.pid, signal.SIGTERM)
-    except ProcessLookupError:
+        comp.shutdown(process)
+    except (ProcessLookupError, psutil.NoSuchProcess):
         return False
     if not _gone(process, grace):
         os.killpg(process.pid, signal.SIGKILL)
@@ -488,11 +556,17 @@ def _stack(args: argparse.Namespace) -> Stack:
     )
 
 
+_NAME_WIDTH = max(len(comp.name) for comp in COMPONENTS)
+
+
 def cmd_up(args: argparse.Namespace) -> int:
     stack = _stack(args)
+    for comp in COMPONENTS:  # a missing binary or a port in use stops `up` before it starts anything
+        if running_process(stack, comp) is None:
+            comp.check(stack)
     for comp in COMPONENTS:
         process, fresh = start(stack, comp)
-        print(f"{comp.name:<20} {'started' if fresh else 'already running'} (pid {process.pid})")
+        print(f"{comp.name:<{_NAME_WIDTH}} {'started' if fresh else 'already running'} (pid {process.pid})")
         wait_ready(stack, comp, process)
     if args.wait:
         print(f"\nwaiting up to {args.wait:.0f}s for Prometheus to scrape every target ...")
@@ -504,6 +578,8 @@ def cmd_up(args: argparse.Namespace) -> int:
         ["Alertmanager", f"{stack.url('alertmanager')} (receivers post to {webhooks})"],
         ["Simulator", f"{stack.url('simulator-control')} (scenario healthy; GET /scenarios, POST /scenario, "
                       f"GET /status; gateway {stack.url('api-gateway')})"],
+        ["Replica", f"{stack.address(REPLICA.ports[0])} (PostgreSQL hot standby streaming from "
+                    f"{REPLICA.replica(stack).primary_address})"],
         ["Grafana", "not in the native stack: `docker compose up` serves the dashboards on http://localhost:3000"],
         ["State", str(stack.state_dir)],
     ])
@@ -513,7 +589,7 @@ def cmd_up(args: argparse.Namespace) -> int:
 def cmd_down(args: argparse.Namespace) -> int:
     stack = _stack(args)
     for comp in reversed(COMPONENTS):
-        print(f"{comp.name:<20} {'stopped' if stop(stack, comp) else 'not running'}")
+        print(f"{comp.name:<{_NAME_WIDTH}} {'stopped' if stop(stack, comp) else 'not running'}")
     return 0
 
 

@@ -32,7 +32,7 @@ import psycopg
 import pytest
 import requests
 
-from medobs import stack
+from medobs import replica, stack
 from medobs.simulator.broker import DEAD_LETTER_QUEUE, QUEUE
 from tests.conftest import medobs, require_binary
 from tests.simulator_support import ADMIN_DSN, GUEST, MANAGEMENT, unique
@@ -86,6 +86,11 @@ class StackUnderTest:
         started = self.started()
         medobs(*self.args, "down", check=True)
         return [p for p in started if _alive(p)]
+
+    @property
+    def replica(self) -> replica.Replica:
+        """The stack's PostgreSQL streaming replica."""
+        return stack.REPLICA.replica(self.stack)
 
     def remove_backends(self) -> None:
         """Delete the vhost (with its queues) and the database the simulator created."""
@@ -151,11 +156,30 @@ def wait_until(condition, timeout: float, interval: float = 0.5, what: str = "co
         time.sleep(interval)
 
 
+def replication_on_primary() -> tuple[set[str], set[str]]:
+    """The shared primary's walsenders (by application name) and permanent replication slots."""
+    with psycopg.connect(ADMIN_DSN) as primary:
+        senders = {row[0] for row in primary.execute("SELECT application_name FROM pg_stat_replication")}
+        slots = {row[0] for row in primary.execute("SELECT slot_name FROM pg_replication_slots WHERE NOT temporary")}
+    return senders, slots
+
+
+def assert_primary_left_as_it_was(standby: replica.Replica, slots_before: set[str]) -> None:
+    """No walsender of ``standby`` left on the primary (it ends within seconds of the replica), no
+    permanent slot added (one would keep WAL forever), and the replica's copy removed."""
+    wait_until(lambda: standby.application_name not in replication_on_primary()[0], timeout=15,
+               what=f"the primary's walsender for {standby.application_name} ending")
+    assert replication_on_primary()[1] <= slots_before
+    assert not standby.data_dir.exists()
+
+
 @pytest.fixture(scope="session")
 def running_stack(tmp_path_factory) -> Iterator[StackUnderTest]:
     """The whole stack, up with every target healthy, shared by the session; stopped (and checked
-    to leave no process behind) and its vhost and database removed at the end."""
+    to leave no process behind, and the shared PostgreSQL as it was) and its vhost and database
+    removed at the end."""
     under_test = StackUnderTest(tmp_path_factory.mktemp("stack") / "state")
+    slots_before = replication_on_primary()[1]
     try:
         under_test.up("--scrape-interval", f"{SCRAPE_INTERVAL}s", "--wait", str(UP_TIMEOUT))
         yield under_test
@@ -163,6 +187,7 @@ def running_stack(tmp_path_factory) -> Iterator[StackUnderTest]:
         left = under_test.down()
         under_test.remove_backends()
     assert not left, f"`medobs stack down` left processes running: {left}"
+    assert_primary_left_as_it_was(under_test.replica, slots_before)
 
 
 @pytest.fixture

@@ -51,22 +51,43 @@ def test_the_stack_reads_the_generated_configs():
     assert "./build/prometheus/rules:/etc/prometheus/rules:ro" in SERVICES["prometheus"]["volumes"]
     assert "./build/alertmanager/alertmanager.yml:/etc/alertmanager/alertmanager.yml:ro" in SERVICES["alertmanager"]["volumes"]
     queries = "./build/postgres-exporter/queries.yaml:/etc/postgres-exporter/queries.yaml:ro"
-    assert queries in SERVICES["postgres-exporter"]["volumes"]
-    assert flags("postgres-exporter")["extend.query-path"] == "/etc/postgres-exporter/queries.yaml"
+    for exporter in ("postgres-exporter", "postgres-replica-exporter"):
+        assert queries in SERVICES[exporter]["volumes"]
+        assert flags(exporter)["extend.query-path"] == "/etc/postgres-exporter/queries.yaml"
     grafana = {volume.split(":")[0] for volume in SERVICES["grafana"]["volumes"]}
     assert {"./build/grafana/provisioning/datasources", "./build/grafana/dashboards"} <= grafana
 
 
 @pytest.mark.parametrize("job", PROMETHEUS_CONFIG["scrape_configs"], ids=lambda job: job["job_name"])
 def test_every_scrape_target_is_a_compose_service_on_a_port_it_listens_on(job):
-    (target,) = job["static_configs"][0]["targets"]
-    host, port = target.rsplit(":", 1)
-    assert host in SERVICES, f"{job['job_name']}: {host} is not a compose service"
-    assert port in SERVICES[host]["expose"], f"{job['job_name']}: {host} does not expose {port}"
+    for target in job["static_configs"][0]["targets"]:
+        host, port = target.rsplit(":", 1)
+        assert host in SERVICES, f"{job['job_name']}: {host} is not a compose service"
+        assert port in SERVICES[host]["expose"], f"{job['job_name']}: {host} does not expose {port}"
+
+
+def test_postgresql_runs_with_a_streaming_replica_and_an_exporter_for_each():
+    """As on the platform: the replica is a pg_basebackup -R copy of `postgres` (which allows it to
+    replicate), and the postgresql job scrapes one exporter per server."""
+    replica = SERVICES["postgres-replica"]
+    script = replica["command"][0]
+    assert replica["image"] == SERVICES["postgres"]["image"] and replica["user"] == "postgres"
+    assert "pg_basebackup --host=postgres " in script and "--write-recovery-conf" in script
+    assert script.rstrip().endswith("exec postgres") and 'chmod 700 "$$PGDATA"' in script
+    assert replica["depends_on"]["postgres"]["condition"] == "service_healthy"
+    (initdb,) = SERVICES["postgres"]["configs"]
+    assert initdb["target"].startswith("/docker-entrypoint-initdb.d/") and initdb["target"].endswith(".sh")
+    assert "host replication all all" in COMPOSE["configs"][initdb["source"]]["content"]
+    servers = {name: service["environment"]["DATA_SOURCE_NAME"] for name, service in SERVICES.items()
+               if service.get("image", "").startswith("quay.io/prometheuscommunity/postgres-exporter")}
+    assert servers == {"postgres-exporter": "postgresql://postgres@postgres:5432/postgres?sslmode=disable",
+                       "postgres-replica-exporter": "postgresql://postgres@postgres-replica:5432/postgres?sslmode=disable"}
+    (job,) = [j for j in PROMETHEUS_CONFIG["scrape_configs"] if j["job_name"] == "postgresql"]
+    assert sorted(t.split(":")[0] for t in job["static_configs"][0]["targets"]) == sorted(servers)
 
 
 def test_the_platform_and_its_backing_services_are_all_there():
-    assert {"rabbitmq", "postgres", "redis", "simulator", "inference-exporter", "rabbitmq-exporter", "gpu-exporter",
+    assert {"rabbitmq", "postgres", "postgres-replica", "redis", "simulator", "inference-exporter", "rabbitmq-exporter", "gpu-exporter",
             "postgres-exporter", "redis-exporter", "node-exporter", "grafana"} <= set(SERVICES)
     assert SERVICES["rabbitmq"]["image"].endswith("-management")  # management and Prometheus plugins
 

@@ -106,6 +106,9 @@ def test_database_has_pool_queries_replication_and_redis():
                   "Deadlocks", "Cache hit ratio", "Redis memory", "Redis hit ratio", "Redis persistence"):
         assert queries(panel(key, title)), title
     assert unit(key, "Replication lag (time)") == "s" and unit(key, "Replication lag (bytes)") == "bytes"
+    # the postgresql job has a target per server (primary and replica): these panels keep them apart
+    for title in ("Transaction rate", "Connections by state"):
+        assert all(q["expr"].startswith(("sum by (instance, ", "max by (instance) (")) for q in queries(panel(key, title)))
 
 
 def test_message_queue_draws_the_keda_threshold_on_what_keda_sees():

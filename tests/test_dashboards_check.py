@@ -3,7 +3,8 @@
 The queue server exposes the medobs queue exporter's metrics with realistic labels, except that
 the oldest-message age is missing and KEDA's view names the queue ``medical-data`` (a typo)
 instead of ``medical_data``; the GPU server is the GPU exporter on a machine without a GPU
-(``medobs_gpu_up 0``, no ``medobs_gpu_info``).
+(``medobs_gpu_up 0``, no ``medobs_gpu_info``); the Redis server is redis_exporter on an idle
+Redis (keyspace hits and misses standing still).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import start_http_server
 from prometheus_client.registry import Collector
 
-from medobs.catalog import gpu, queue
+from medobs.catalog import gpu, queue, redis
 from medobs.dashboards import check
 from medobs.dashboards.model import BUILT_DASHBOARDS, load
 from medobs.exporters.base import counter, gauge
@@ -61,6 +62,15 @@ class QueueExporterDouble(Collector):
         yield gauge(queue.UP, 1)
 
 
+class IdleRedisExporterDouble(Collector):
+    """What redis_exporter exposes for a Redis nobody looks keys up in: hits and misses stand still."""
+
+    def collect(self):
+        yield gauge(redis.UP, 1)
+        yield counter(redis.KEYSPACE_HITS, 120)
+        yield counter(redis.KEYSPACE_MISSES, 30)
+
+
 class GpuExporterWithoutGpu(Collector):
     def collect(self):
         yield gauge(gpu.UP, 0)
@@ -95,11 +105,13 @@ def prometheus(tmp_path_factory) -> Iterator[str]:
     folder: Path = tmp_path_factory.mktemp("prometheus")
     queue_port, queue_server = serve(QueueExporterDouble())
     gpu_port, gpu_server = serve(GpuExporterWithoutGpu())
+    redis_port, redis_server = serve(IdleRedisExporterDouble())
     config = {
         "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
         "scrape_configs": [
             {"job_name": "rabbitmq", "static_configs": [{"targets": [f"127.0.0.1:{queue_port}"]}]},
             {"job_name": "gpu", "static_configs": [{"targets": [f"127.0.0.1:{gpu_port}"]}]},
+            {"job_name": "redis", "static_configs": [{"targets": [f"127.0.0.1:{redis_port}"]}]},
         ],
     }
     (folder / "prometheus.yml").write_text(yaml.safe_dump(config))
@@ -117,15 +129,15 @@ def prometheus(tmp_path_factory) -> Iterator[str]:
             query = "count_over_time(medobs_queue_published_messages_total[1m])"
             result = requests.get(f"{url}/api/v1/query", params={"query": query}, timeout=2).json()["data"]["result"]
             scraped = requests.get(f"{url}/api/v1/query", params={"query": "up"}, timeout=2).json()["data"]["result"]
-            return len(scraped) == 2 and bool(result) and float(result[0]["value"][1]) >= 3
+            return len(scraped) == 3 and bool(result) and float(result[0]["value"][1]) >= 3
 
         wait_for(enough_samples, what="three scrapes of the test servers")
         yield url
     finally:
         process.terminate()
         process.wait(10)
-        queue_server.shutdown()
-        gpu_server.shutdown()
+        for server in (queue_server, gpu_server, redis_server):
+            server.shutdown()
 
 
 def run_check(url: str, *extra: str) -> subprocess.CompletedProcess:
@@ -166,11 +178,19 @@ def test_an_empty_panel_says_why(report, title, kind, message):
 
 
 def test_variable_without_values_is_the_reason(report):
-    checked = panel(report, "Database", "Redis memory")
+    checked = panel(report, "System Overview", "CPU")  # no cAdvisor: no namespace to choose
     assert checked["status"] == "empty"
     kinds = {reason["kind"] for reason in checked["reasons"]}
     assert kinds == {"variable"}
-    assert any("variable $job has no values" in r["message"] for r in checked["reasons"])
+    assert any("variable $namespace has no values" in r["message"] for r in checked["reasons"])
+
+
+def test_a_panel_of_only_nan_is_empty_and_says_why(report):
+    """Hits and misses that stand still make the hit ratio 0/0: series of NaN, which Grafana draws
+    as nothing, so the panel is empty although its series exist."""
+    checked = panel(report, "Database", "Redis hit ratio")
+    assert checked["status"] == "empty"
+    assert checked["reasons"] == [{"kind": "expression", "message": check.ONLY_NAN}]
 
 
 def test_gpu_panels_on_a_machine_without_gpu_are_reported_as_such(report):

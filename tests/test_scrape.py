@@ -116,22 +116,36 @@ def test_every_job_is_in_every_flavour_at_15s(flavour):
 def test_static_targets():
     native = yaml.safe_load((BUILT / "prometheus-native.yml").read_text())
     compose = yaml.safe_load((BUILT / "prometheus-compose.yml").read_text())
-    targets = {j["job_name"]: j["static_configs"][0]["targets"][0] for j in native["scrape_configs"]}
-    assert targets["gpu"] == "127.0.0.1:9400"
-    assert targets["rabbitmq"] == "127.0.0.1:9419"
-    compose_targets = {j["job_name"]: j["static_configs"][0]["targets"][0] for j in compose["scrape_configs"]}
-    assert compose_targets["postgresql"] == "postgres-exporter:9187"
-    assert compose_targets["ml-inference"] == "simulator:8501"
+    targets = {j["job_name"]: j["static_configs"][0]["targets"] for j in native["scrape_configs"]}
+    assert targets["gpu"] == ["127.0.0.1:9400"]
+    assert targets["rabbitmq"] == ["127.0.0.1:9419"]
+    compose_targets = {j["job_name"]: j["static_configs"][0]["targets"] for j in compose["scrape_configs"]}
+    assert compose_targets["ml-inference"] == ["simulator:8501"]
+    # the primary's exporter and the replica's
+    assert targets["postgresql"] == ["127.0.0.1:9187", "127.0.0.1:9188"]
+    assert compose_targets["postgresql"] == ["postgres-exporter:9187", "postgres-replica-exporter:9187"]
     # kube-state-metrics listens on 8080 in a cluster; locally the gateway has 8080
-    assert targets["kube-state-metrics"] == "127.0.0.1:8090"
-    assert compose_targets["kube-state-metrics"] == "simulator:8090"
-    assert len(set(targets.values())) == len(targets), "two native jobs on one port"
+    assert targets["kube-state-metrics"] == ["127.0.0.1:8090"]
+    assert compose_targets["kube-state-metrics"] == ["simulator:8090"]
+    addresses = [address for listed in targets.values() for address in listed]
+    assert len(set(addresses)) == len(addresses), "two native targets on one port"
+
+
+def test_in_kubernetes_every_exporter_behind_the_postgresql_service_is_a_target():
+    """The postgres-exporter service selects the primary's and the replica's exporter pods: the
+    job discovers the service's endpoints, one target per pod, as the native and compose
+    flavours list both."""
+    config = yaml.safe_load((BUILT / "prometheus-kubernetes.yml").read_text())
+    job = next(j for j in config["scrape_configs"] if j["job_name"] == "postgresql")
+    assert job["kubernetes_sd_configs"][0]["role"] == "endpoints"
+    assert {"source_labels": ["__meta_kubernetes_pod_name"], "target_label": "pod"} in job["relabel_configs"]
 
 
 def test_port_overrides_move_native_targets():
-    config = scrape.prometheus_config("native", {"gpu": 19400, "alertmanager": 19093})
-    gpu = next(j for j in config["scrape_configs"] if j["job_name"] == "gpu")
-    assert gpu["static_configs"] == [{"targets": ["127.0.0.1:19400"]}]
+    config = scrape.prometheus_config("native", {"gpu": 19400, "alertmanager": 19093, "postgres-replica-exporter": 19188})
+    jobs = {j["job_name"]: j for j in config["scrape_configs"]}
+    assert jobs["gpu"]["static_configs"] == [{"targets": ["127.0.0.1:19400"]}]
+    assert jobs["postgresql"]["static_configs"] == [{"targets": ["127.0.0.1:9187", "127.0.0.1:19188"]}]
     assert config["alerting"]["alertmanagers"][0]["static_configs"][0]["targets"] == ["127.0.0.1:19093"]
 
 

@@ -10,7 +10,7 @@ import socket
 import pytest
 
 from medobs import scrape, stack
-from medobs.catalog import gpu, inference, kubernetes
+from medobs.catalog import gpu, inference, kubernetes, postgres
 
 from .conftest import medobs, require_binary
 from .stack_support import SCRAPE_INTERVAL, wait_until
@@ -28,7 +28,10 @@ def stack_args(tmp_path):
 
 def test_every_component_serves_a_job_and_no_two_ports_collide():
     served = [job for comp in stack.COMPONENTS for job in comp.scrape_jobs]
-    assert sorted(served) == sorted(scrape.JOB_NAMES)
+    assert set(served) == set(scrape.JOB_NAMES)
+    # every native target (the postgresql job has the primary's and the replica's exporter) has its component
+    assert sorted(name for comp in stack.COMPONENTS for name in comp.ports if name in scrape.NATIVE_PORTS) == sorted(
+        scrape.NATIVE_PORTS)
     ports = [stack.Stack(stack.DEFAULT_STATE_DIR, stack.REPO_ROOT).port(name)
              for comp in stack.COMPONENTS for name in comp.ports]
     assert len(ports) == len(set(ports)), "two components on one port"
@@ -52,8 +55,14 @@ def test_every_target_is_up_and_the_gpu_exporter_reports_no_gpu(running_stack):
     exporter's own medobs_gpu_up 0 on this machine without a GPU, and the platform's telemetry
     flowing: the sidecar's proxy in the predict path, cAdvisor and kube-state-metrics shapes."""
     targets = running_stack.targets()
-    assert sorted(t["labels"]["job"] for t in targets) == sorted(scrape.JOB_NAMES)
+    assert sorted(t["labels"]["instance"] for t in targets) == sorted(running_stack.stack.address(name)
+                                                                      for name in scrape.NATIVE_PORTS)
+    assert {t["labels"]["job"] for t in targets} == set(scrape.JOB_NAMES)
     assert [t for t in targets if t["health"] != "up"] == []
+    servers = {r["metric"]["instance"]: float(r["value"][1])
+               for r in running_stack.query(f'{postgres.IS_REPLICA.name}{{job="postgresql"}}')}
+    assert servers == {running_stack.stack.address("postgresql"): 0,
+                       running_stack.stack.address("postgres-replica-exporter"): 1}
     assert running_stack.value(f'{gpu.UP.name}{{job="gpu"}}') == 0
     assert running_stack.value(f'{gpu.NVML_UNAVAILABLE.name}{{job="gpu"}}') == 1
     assert running_stack.value(f'{inference.UP.name}{{job="inference-exporter"}}') == 1
@@ -98,6 +107,7 @@ def test_port_in_use_is_one_clear_line(stack_args):
     assert result.returncode == 2
     (line,) = result.stderr.strip().splitlines()
     assert f"port {9090 + OFFSET} on 127.0.0.1 is in use" in line and "--port-offset" in line
+    assert result.stdout == "", "a component was started before the check"
 
 
 def test_missing_binary_says_what_to_install(stack_args):
@@ -107,6 +117,7 @@ def test_missing_binary_says_what_to_install(stack_args):
     (line,) = result.stderr.strip().splitlines()
     assert "`prometheus` not found: apt install prometheus" in line
     assert "docker compose up" in line
+    assert result.stdout == "", "a component was started before the check"
 
 
 def test_a_bad_port_offset_in_the_environment_is_one_line_and_harms_no_other_command(tmp_path):

@@ -11,6 +11,7 @@ from medobs.exporters.base import listen_address
 from medobs.simulator.broker import DEFAULT_AMQP_URL, DEFAULT_MANAGEMENT_URL, BrokerSettings
 from medobs.simulator.database import DEFAULT_DSN, Database
 from medobs.simulator.platform import Config, Platform, run_until_stopped
+from medobs.simulator.ratelimit import DEFAULT_REDIS_URL
 from medobs.simulator.scenarios import SCENARIOS, parse_assignment, scenario
 
 #: Where the control endpoint listens by default (not a platform port).
@@ -87,6 +88,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                           help="management API, to create the vhost and report queue depths (default: %(default)s)")
     backends.add_argument("--pg-dsn", default=DEFAULT_DSN, metavar="DSN",
                           help="PostgreSQL; the database is created when missing (default: %(default)s)")
+    backends.add_argument("--redis-url", default=DEFAULT_REDIS_URL, metavar="URL",
+                          help="Redis of the gateway's rate limiter, password from $REDIS_PASSWORD; '' for none "
+                               "(default: %(default)s)")
     behaviour = parser.add_argument_group("what it does")
     behaviour.add_argument("--scenario", default="healthy", choices=list(SCENARIOS), metavar="NAME",
                            help="scenario at start (default: %(default)s)")
@@ -119,6 +123,7 @@ def config_from(args: argparse.Namespace) -> Config:
         scenario=args.scenario,
         knobs=knobs,
         tfserving_upstream=args.tfserving_upstream,
+        redis_url=args.redis_url or None,
     )
 
 

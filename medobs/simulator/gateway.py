@@ -14,6 +14,8 @@ MeterFilter denies ``/actuator/**``; any other path answers 404 with ``uri="NOT_
 (``exception="ResponseStatusException"``). Routed requests carry their route's path template
 as ``uri``: stock Spring Boot 2.7 tags them ``UNKNOWN`` (spring-cloud-gateway#891), so the
 platform's gateway is taken to register the usual path-pattern tags contributor.
+With a Redis, every routed request first passes the ``RequestRateLimiter`` filter
+(:mod:`~medobs.simulator.ratelimit`: a token bucket per route in Redis; 429 when it is empty).
 Faults: ``error_ratio`` of routed requests get the upstream's 500 (an exact, evenly spread
 share), ``extra_latency`` seconds are added to each routed request. Sample of the exposition::
 
@@ -41,6 +43,7 @@ from medobs.catalog import gateway as catalog
 from medobs.simulator import httpserver
 from medobs.simulator.chance import Dice, Share
 from medobs.simulator.micrometer import TimerFamily, exposition
+from medobs.simulator.ratelimit import RateLimiter
 from medobs.simulator.scenarios import Knobs
 from medobs.simulator.studies import ServiceError, StudyService
 from medobs.simulator.tfserving import MODEL
@@ -116,8 +119,9 @@ class Gateway:
         knobs: Callable[[], Knobs],
         seed: int,
         meters: Iterable[Callable[[], list[Metric]]] = (),
+        limiter: RateLimiter | None = None,
     ):
-        self.studies, self.knobs = studies, knobs
+        self.studies, self.knobs, self.limiter = studies, knobs, limiter
         self.tfserving_url = tfserving_url.rstrip("/")
         self.http_requests = TimerFamily(catalog.HTTP_SERVER_REQUESTS, catalog.HTTP_SERVER_REQUESTS_MAX,
                                          catalog.SLO_BUCKETS)
@@ -139,6 +143,10 @@ class Gateway:
             self._time(started, method, "NOT_FOUND", reply)
             return reply
         route, variable = found
+        if self.limiter is not None and not self.limiter.allows(route.route_id):
+            reply = Reply(429, {"error": "Too Many Requests"})  # the RequestRateLimiter filter refused it
+            self._time(started, method, route.uri, reply, route)
+            return reply
         knobs = self.knobs()
         self.errors.ratio = knobs.error_ratio
         failing = self.errors.pick()

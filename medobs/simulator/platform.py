@@ -3,6 +3,7 @@
 ::
 
     traffic loop ──HTTP──> gateway :8080 ──> study service ──> PostgreSQL (HikariCP pool)
+                              │ rate limiter: a token bucket per route in Redis
                               │                    └──publish──> medical_data ──> inference worker
                               └──proxy──> TF Serving :8501 <──predict────────────────┘    │
                                                                   PostgreSQL (its own pool) <┘
@@ -34,6 +35,7 @@ from medobs.simulator.cluster import Cluster, Work
 from medobs.simulator.database import Database
 from medobs.simulator.gateway import ROUTES, Gateway
 from medobs.simulator.hikari import HikariPool
+from medobs.simulator.ratelimit import RateLimiter
 from medobs.simulator.scenarios import Knobs
 from medobs.simulator.studies import APPLICATION as STUDY_SERVICE
 from medobs.simulator.studies import StudyService
@@ -70,6 +72,8 @@ class Config:
     knobs: Knobs = Knobs()
     #: Where the gateway's predict route and the worker send predicts (None: our TF Serving).
     tfserving_upstream: str | None = None
+    #: The Redis of the gateway's rate limiter (None: no rate limiting).
+    redis_url: str | None = None
 
 
 def _url(listen: tuple[str, int]) -> str:
@@ -108,9 +112,13 @@ class Platform:
         self.publisher = Publisher(c.broker)
         self.consumer = Consumer(c.broker, InferenceWorker(worker_pool, upstream).handle,
                                  lambda: self.knobs.consumer_stalled)
+        limiter = None
+        if c.redis_url:
+            limiter = RateLimiter(c.redis_url, f"medobs-sim:{c.database.params.get('dbname', '')}")
+            self._stops.append(limiter.close)
         self.gateway = Gateway(
             StudyService(study_pool, self.publisher, lambda: self.knobs, c.seed), upstream,
-            lambda: self.knobs, c.seed, meters=[study_pool.families, worker_pool.families],
+            lambda: self.knobs, c.seed, meters=[study_pool.families, worker_pool.families], limiter=limiter,
         )
         self.traffic = Traffic(self.urls["gateway"], lambda: self.knobs, c.seed)
         self.cluster = Cluster(c.seed, lambda: self.knobs, self.work, time.time())
