@@ -564,10 +564,19 @@ def cmd_up(args: argparse.Namespace) -> int:
     for comp in COMPONENTS:  # a missing binary or a port in use stops `up` before it starts anything
         if running_process(stack, comp) is None:
             comp.check(stack)
-    for comp in COMPONENTS:
-        process, fresh = start(stack, comp)
-        print(f"{comp.name:<{_NAME_WIDTH}} {'started' if fresh else 'already running'} (pid {process.pid})")
-        wait_ready(stack, comp, process)
+    started: list[Component] = []
+    try:
+        for comp in COMPONENTS:
+            process, fresh = start(stack, comp)
+            if fresh:
+                started.append(comp)
+            print(f"{comp.name:<{_NAME_WIDTH}} {'started' if fresh else 'already running'} (pid {process.pid})")
+            wait_ready(stack, comp, process)
+    except BaseException:
+        # A component that cannot start leaves nothing of this `up` behind.
+        for comp in reversed(started):
+            stop(stack, comp)
+        raise
     if args.wait:
         print(f"\nwaiting up to {args.wait:.0f}s for Prometheus to scrape every target ...")
         _print_targets(wait_for_targets(stack, args.wait))

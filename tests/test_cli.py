@@ -44,8 +44,10 @@ def test_usage_error_is_one_line(args):
 
 
 def test_missing_build_dir_is_one_clear_line(tmp_path):
-    result = medobs("stack", "--state-dir", str(tmp_path / "state"), "--build-dir", str(tmp_path / "nothing"), "up")
+    state = tmp_path / "state"
+    result = medobs("stack", "--state-dir", str(state), "--port-offset", "19000", "--build-dir", str(tmp_path / "nothing"), "up")
     assert result.returncode == 2
+    assert not list((state / "pids").glob("*.json")), "a failed `up` left components running"
     assert result.stderr.strip().splitlines() == [
         f"medobs stack: error: {tmp_path / 'nothing' / 'prometheus' / 'prometheus-native.yml'} is missing: "
         "run `make build` first (or pass --build-dir)"
