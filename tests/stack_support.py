@@ -13,13 +13,22 @@ simulator on the healthy scenario. A test that changes the scenario calls ``rese
 
 What ``reset()`` cannot undo: the simulated autoscalers scale down only after 5 minutes, so a
 test that raises ``request_rate`` above about 13/s leaves more than 3 gateway pods behind for a
-while (the tests here keep the default 10/s); and counters only grow.
+while (the tests here keep the default 10/s), and a backlog leaves KEDA's ml-inference at 5; and
+counters only grow.
+
+The stack reads its configuration from a session copy of build/ (``build_dir``), so that a test
+can load other rules without touching the checkout: ``load_rules()`` replaces rule files there
+and reloads Prometheus, and returns what it replaced, to load back afterwards. A test that
+listens to the stack's receivers (``http://127.0.0.1:<9095 + offset>/<receiver>``) calls
+``restart_alertmanager()`` first, so that no notification state of an earlier test delays or
+suppresses its own.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import time
 from collections.abc import Iterator
@@ -49,15 +58,16 @@ UP_TIMEOUT = 120
 class StackUnderTest:
     """``medobs stack`` in its own state folder, port offset, vhost and database."""
 
-    def __init__(self, state_dir: Path, port_offset: int = PORT_OFFSET):
+    def __init__(self, state_dir: Path, port_offset: int = PORT_OFFSET, build_dir: Path = stack.REPO_ROOT / "build"):
         self.vhost = unique("medobs-test")
         self.database = unique("medobs_test").replace("-", "_")
+        self.build_dir = build_dir
         self.args = [
-            "stack", "--state-dir", str(state_dir), "--port-offset", str(port_offset),
+            "stack", "--state-dir", str(state_dir), "--port-offset", str(port_offset), "--build-dir", str(build_dir),
             "--rabbitmq-vhost", self.vhost, "--postgres-database", self.database,
             "--queue-include-vhost", self.vhost,
         ]
-        self.stack = stack.Stack(state_dir, stack.REPO_ROOT / "build", port_offset, rabbitmq_vhost=self.vhost,
+        self.stack = stack.Stack(state_dir, build_dir, port_offset, rabbitmq_vhost=self.vhost,
                                  postgres_database=self.database)
         self.prometheus = self.stack.url("prometheus")
         self.control = self.stack.url("simulator-control")
@@ -91,6 +101,13 @@ class StackUnderTest:
     def replica(self) -> replica.Replica:
         """The stack's PostgreSQL streaming replica."""
         return stack.REPLICA.replica(self.stack)
+
+    def restart_alertmanager(self) -> None:
+        """Alertmanager again, with empty storage: no alert, group or notification log of before."""
+        alertmanager = stack.component("alertmanager")
+        stack.stop(self.stack, alertmanager)
+        shutil.rmtree(self.stack.path("data", "alertmanager"), ignore_errors=True)
+        medobs(*self.args, "up", "--scrape-interval", f"{SCRAPE_INTERVAL}s", "--wait", "0", check=True, timeout=UP_TIMEOUT)
 
     def remove_backends(self) -> None:
         """Delete the vhost (with its queues) and the database the simulator created."""
@@ -130,6 +147,34 @@ class StackUnderTest:
         result = self.query(expr, at)
         assert len(result) <= 1, f"{expr} has {len(result)} series: {result}"
         return float(result[0]["value"][1]) if result else None
+
+    def load_rules(self, files: dict[str, str]) -> dict[str, str]:
+        """Write ``{path under build/: text}`` into the stack's build folder and reload Prometheus;
+        returns the texts they replaced (``load_rules(returned)`` loads those back).
+
+        Prometheus carries the state of an alert whose rule changed over a reload; here the
+        replaced files are unloaded first, so that every alert they hold starts inactive and each
+        ``for`` counts from now.
+        """
+        paths = {name: self.build_dir / name for name in files}
+        replaced = {name: path.read_text() for name, path in paths.items() if path.exists()}
+        for path in paths.values():
+            path.unlink(missing_ok=True)
+        self.reload_prometheus()
+        for name, path in paths.items():
+            path.write_text(files[name])
+        self.reload_prometheus()
+        return replaced
+
+    def reload_prometheus(self) -> None:
+        """``POST /-/reload`` (the stack runs Prometheus with --web.enable-lifecycle); answers once loaded."""
+        requests.post(f"{self.prometheus}/-/reload", timeout=60).raise_for_status()
+
+    def rules(self) -> list[dict[str, Any]]:
+        """Every rule Prometheus has loaded, with its group's ``file`` added."""
+        answer = requests.get(f"{self.prometheus}/api/v1/rules", timeout=10)
+        answer.raise_for_status()
+        return [{**rule, "file": group["file"]} for group in answer.json()["data"]["groups"] for rule in group["rules"]]
 
     def targets(self) -> list[dict[str, Any]]:
         answer = requests.get(f"{self.prometheus}/api/v1/targets", params={"state": "active"}, timeout=10)
@@ -175,10 +220,12 @@ def assert_primary_left_as_it_was(standby: replica.Replica, slots_before: set[st
 
 @pytest.fixture(scope="session")
 def running_stack(tmp_path_factory) -> Iterator[StackUnderTest]:
-    """The whole stack, up with every target healthy, shared by the session; stopped (and checked
-    to leave no process behind, and the shared PostgreSQL as it was) and its vhost and database
-    removed at the end."""
-    under_test = StackUnderTest(tmp_path_factory.mktemp("stack") / "state")
+    """The whole stack on a session copy of build/, up with every target healthy, shared by the
+    session; stopped (and checked to leave no process behind, and the shared PostgreSQL as it was)
+    and its vhost and database removed at the end."""
+    build = tmp_path_factory.mktemp("build")
+    shutil.copytree(stack.REPO_ROOT / "build", build, dirs_exist_ok=True)
+    under_test = StackUnderTest(tmp_path_factory.mktemp("stack") / "state", build_dir=build)
     slots_before = replication_on_primary()[1]
     try:
         under_test.up("--scrape-interval", f"{SCRAPE_INTERVAL}s", "--wait", str(UP_TIMEOUT))

@@ -25,16 +25,20 @@ CONFIGS = [BUILT / "alertmanager.yml", BUILT / "alertmanager-native.yml"]
 
 
 class WebhookReceiver:
-    """A loopback HTTP server that records every POST: path, headers and JSON body."""
+    """A loopback HTTP server that records every POST: path, headers and JSON body in
+    ``received``, and in ``arrived`` at the same index the time (``time.time()``) it came."""
 
     def __init__(self, port: int = 0) -> None:
         self.received: list[tuple[str, dict[str, str], dict]] = []
-        received = self.received
+        self.arrived: list[float] = []
+        received, arrived, lock = self.received, self.arrived, threading.Lock()
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:  # noqa: N802 (http.server's name)
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                received.append((self.path, dict(self.headers), json.loads(body)))
+                with lock:
+                    received.append((self.path, dict(self.headers), json.loads(body)))
+                    arrived.append(time.time())
                 self.send_response(200)
                 self.end_headers()
 

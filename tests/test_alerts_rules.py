@@ -2,14 +2,14 @@
 
 import re
 import subprocess
-from dataclasses import replace
+from dataclasses import fields, replace
 
 import jsonschema
 import pytest
 import yaml
 
 from medobs import REPO_ROOT, catalog, links, scrape
-from medobs.alerts import DOMAINS, all_alerts, alerts_by_domain, build, model, unittests
+from medobs.alerts import DOMAINS, all_alerts, alerts_by_domain, build, model, thresholds, unittests
 from medobs.alerts.model import REQUIRED_ANNOTATIONS, REQUIRED_LABELS, SEVERITIES
 from medobs.output import to_yaml
 
@@ -82,6 +82,34 @@ def test_for_durations_filter_noise_without_hiding_outages():
         assert seconds <= 3600, f"{alert.name}: for {alert.for_} hides problems for too long"
         if alert.severity == "critical":
             assert seconds <= 300, f"{alert.name}: a page must not wait {alert.for_}"
+
+
+def test_shortened_thresholds_change_durations_only():
+    """The end-to-end run's thresholds (tests/test_stack_alerts_e2e.py): every `for` a twentieth
+    of production (at most a minute), every window at most a minute, everything else the same."""
+    fast = thresholds.shortened(thresholds.DEFAULT, divisor=20, longest="1m")
+    for domain in fields(thresholds.DEFAULT):
+        slow, quick = getattr(thresholds.DEFAULT, domain.name), getattr(fast, domain.name)
+        for f in fields(slow):
+            before, after = getattr(slow, f.name), getattr(quick, f.name)
+            if f.type == "For":
+                assert model.seconds(after) == min(model.seconds(before) // 20, 60), f.name
+            elif f.type == "Window":
+                assert model.seconds(after) == min(model.seconds(before), 60), f.name
+            else:
+                assert after == before, f.name
+                assert not re.fullmatch(r"\d+[smhd]", str(before)), f"{f.name} is a duration: type it For or Window"
+
+
+def test_shortened_rules_are_the_production_rules_with_shorter_durations():
+    window = re.compile(r"\[(\d+[smhd])\]")
+    fast = alerts_by_domain(thresholds.shortened(thresholds.DEFAULT, divisor=20, longest="1m"))
+    for domain, production in alerts_by_domain().items():
+        for slow, quick in zip(production, fast[domain], strict=True):
+            assert (quick.name, quick.severity, quick.service, quick.labels, quick.summary) == (
+                slow.name, slow.severity, slow.service, slow.labels, slow.summary)
+            assert model.seconds(quick.for_) == min(model.seconds(slow.for_) // 20, 60), quick.name
+            assert all(model.seconds(w) <= 60 for w in window.findall(quick.expr)), quick.expr
 
 
 def test_alert_names_are_unique_per_domain_and_camel_case():
