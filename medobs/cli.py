@@ -3,16 +3,26 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import logging
 import sys
 from typing import NoReturn
 
-from medobs import UserError, __version__, build, stack
-from medobs.alerts import cli as alerts_cli
-from medobs.dashboards import cli as dashboards
-from medobs.exporters import cli as exporters_cli
-from medobs.simulator import cli as simulator
-from medobs.slo import cli as slo_cli
+from medobs import UserError, __version__
+
+# Each command and the module whose ``add_parser`` registers it. Only the module of the command
+# being run is imported, so that an exporter runs without the stack's, the simulator's or the
+# dashboards' dependencies in its memory.
+COMMANDS: dict[str, str] = {
+    "build": "medobs.build",
+    "dashboards": "medobs.dashboards.cli",
+    "stack": "medobs.stack",
+    "exporter": "medobs.exporters.cli",
+    "rules": "medobs.alerts.cli",
+    "backup-metrics": "medobs.alerts.cli",
+    "slo": "medobs.slo.cli",
+    "simulate": "medobs.simulator.cli",
+}
 
 
 class _Parser(argparse.ArgumentParser):
@@ -22,7 +32,14 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
 
 
-def parser() -> argparse.ArgumentParser:
+def chosen_command(argv: list[str]) -> str | None:
+    """The command named on the line (the top-level options take no values), if it is a known one."""
+    command = next((arg for arg in argv if not arg.startswith("-")), None)
+    return command if command in COMMANDS else None
+
+
+def parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The whole command line, or, given a known command, the command line of that one alone."""
     root = _Parser(
         prog="medobs",
         description=(
@@ -35,18 +52,15 @@ def parser() -> argparse.ArgumentParser:
     root.add_argument("--version", action="version", version=f"medobs {__version__}")
     root.add_argument("-v", "--verbose", action="store_true", help="log debug detail")
     commands = root.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
-    build.add_parser(commands)
-    dashboards.add_parser(commands)
-    stack.add_parser(commands)
-    exporters_cli.add_parser(commands)
-    alerts_cli.add_parser(commands)
-    slo_cli.add_parser(commands)
-    simulator.add_parser(commands)
+    modules = [COMMANDS[command]] if command else COMMANDS.values()
+    for module in dict.fromkeys(modules):
+        importlib.import_module(module).add_parser(commands)
     return root
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    args = parser(chosen_command(argv)).parse_args(argv)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
