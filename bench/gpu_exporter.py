@@ -1,6 +1,7 @@
 """Benchmark of the GPU exporter on the fake NVML: collection cost per scrape and the exporter's RSS.
 
-Each configuration runs the exporter in its own process (so its RSS is the exporter's alone),
+Each configuration runs ``medobs exporter gpu`` in its own process (so its RSS is the exporter's
+alone, as deployed: the command line, prometheus-client and the exporter, on the fake NVML),
 scraped over HTTP like Prometheus does; the collection time is the exporter's own
 ``medobs_gpu_scrape_duration_seconds`` after each scrape. Side by side, in the same run: what
 one scrape would cost if PCIe throughput (about 20 ms a read) were read in the scrape path.
@@ -29,22 +30,18 @@ TARGET_COLLECTION_MS = 5.0
 TARGET_RSS_MB = 50.0
 
 
-def serve(port: int, gpus: int, dcgm: bool) -> None:
-    """The child: an exporter on the fake NVML, as `medobs exporter gpu` runs it."""
-    from medobs.exporters.base import serve as serve_http
-    from medobs.exporters.gpu.collector import GpuExporter, GpuOptions
+def serve(port: int, gpus: int, dcgm: bool) -> int:
+    """The child: `medobs exporter gpu` itself, with the fake NVML in place of pynvml."""
     from tests.fake_pynvml import FakeGpu, FakeNVML
 
-    options = GpuOptions(
-        hostname="bench-node", dcgm_compatible=dcgm,
-        pod_resources_socket=os.path.join(tempfile.gettempdir(), "medobs-bench-no-kubelet.sock"),
+    sys.modules["pynvml"] = FakeNVML([FakeGpu(index=i) for i in range(gpus)])
+    from medobs.cli import main
+
+    no_kubelet = os.path.join(tempfile.gettempdir(), "medobs-bench-no-kubelet.sock")
+    return main(
+        ["exporter", "gpu", "--listen", f"127.0.0.1:{port}", "--hostname", "bench-node", "--pod-resources-socket", no_kubelet]
+        + (["--dcgm-compatible"] if dcgm else [])
     )
-    exporter = GpuExporter(FakeNVML([FakeGpu(index=i) for i in range(gpus)]), options)
-    exporter.start()
-    try:
-        serve_http(exporter, ("127.0.0.1", port), extra=[exporter.status])
-    finally:
-        exporter.stop()
 
 
 def measure(gpus: int, dcgm: bool, scrapes: int) -> dict[str, float]:
@@ -107,8 +104,7 @@ def main() -> int:
     parser.add_argument("--dcgm", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
-        serve(args.serve, args.gpus, args.dcgm)
-        return 0
+        return serve(args.serve, args.gpus, args.dcgm)
 
     print(f"GPU exporter on the fake NVML, {args.scrapes} HTTP scrapes per configuration, one process each")
     print(f"{'configuration':<28}{'collection ms (median / p95)':>30}{'HTTP scrape ms':>16}{'RSS MB':>9}")

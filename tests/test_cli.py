@@ -1,8 +1,12 @@
 """The medobs command explains itself and fails in one clear line."""
 
+import shlex
+import subprocess
+import sys
+
 import pytest
 
-from medobs.cli import parser
+from medobs.cli import COMMANDS, parser
 
 from .conftest import medobs
 
@@ -52,3 +56,36 @@ def test_missing_build_dir_is_one_clear_line(tmp_path):
         f"medobs stack: error: {tmp_path / 'nothing' / 'prometheus' / 'prometheus-native.yml'} is missing: "
         "run `make build` first (or pass --build-dir)"
     ]
+
+
+def test_every_command_is_registered_by_the_module_the_cli_imports_for_it():
+    registered = {p[0] for p in all_command_paths() if p}
+    assert registered == set(COMMANDS)
+    for command in COMMANDS:
+        alone = [a for a in parser(command)._actions if a.__class__.__name__ == "_SubParsersAction"][0]
+        assert command in alone.choices, f"{COMMANDS[command]} does not register `{command}`"
+
+
+@pytest.mark.parametrize("exporter", ["gpu", "queue", "inference"])
+def test_an_exporter_runs_without_the_other_commands_dependencies(exporter):
+    """A sidecar's memory holds its exporter, not the stack, the simulator or grafanalib."""
+    heavy = ["psycopg", "grafanalib", "medobs.stack", "medobs.simulator", "medobs.dashboards", "medobs.slo", "medobs.build"]
+    script = (
+        "import sys\n"
+        "from medobs.cli import main\n"
+        "try:\n"
+        f"    main(['exporter', {exporter!r}, '--help'])\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        f"print([name for name in {heavy!r} if name in sys.modules])\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_a_reader_that_goes_away_is_no_traceback():
+    command = f"{shlex.quote(sys.executable)} -m medobs.cli rules list | head -1"
+    result = subprocess.run(["bash", "-c", command], capture_output=True, text=True, timeout=60)
+    assert result.stdout.startswith("ALERT")
+    assert "Traceback" not in result.stderr and "BrokenPipe" not in result.stderr
