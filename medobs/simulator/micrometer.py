@@ -35,20 +35,21 @@ MAX_BUFFER_LENGTH = 3
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 
-class WindowMax:
-    """micrometer's TimeWindowMax: the largest value of roughly the last ``expiry`` seconds.
-
-    A ring of ``buffer_length`` maxima; every value updates all of them, and every
-    ``expiry / buffer_length`` seconds the current one is cleared and the next becomes current.
-    """
+class _TimeWindow:
+    """The ring behind micrometer's time-windowed statistics: ``buffer_length`` buffers that every
+    value goes into; every ``expiry / buffer_length`` seconds the current one is cleared and the
+    next becomes current, so the current one covers roughly the last ``expiry`` seconds."""
 
     def __init__(self, clock: Callable[[], float] = time.monotonic,
                  expiry: float = MAX_EXPIRY_SECONDS, buffer_length: int = MAX_BUFFER_LENGTH):
         self._clock = clock
         self._rotation = expiry / buffer_length
-        self._ring = [0.0] * buffer_length
+        self._ring = [self._empty() for _ in range(buffer_length)]
         self._current = 0
         self._last_rotation = clock()
+
+    def _empty(self):
+        raise NotImplementedError
 
     def _rotate(self) -> None:
         elapsed = self._clock() - self._last_rotation
@@ -56,9 +57,16 @@ class WindowMax:
             return
         steps = int(elapsed // self._rotation)
         for _ in range(min(steps, len(self._ring))):
-            self._ring[self._current] = 0.0
+            self._ring[self._current] = self._empty()
             self._current = (self._current + 1) % len(self._ring)
         self._last_rotation += steps * self._rotation
+
+
+class WindowMax(_TimeWindow):
+    """micrometer's TimeWindowMax: the largest value of roughly the last ``expiry`` seconds."""
+
+    def _empty(self) -> float:
+        return 0.0
 
     def record(self, value: float) -> None:
         self._rotate()
@@ -69,27 +77,12 @@ class WindowMax:
         return self._ring[self._current]
 
 
-class WindowPercentiles:
+class WindowPercentiles(_TimeWindow):
     """micrometer's TimeWindowPercentileHistogram: percentiles of roughly the last ``expiry``
-    seconds, with the ring rotation of :class:`WindowMax` (every value goes into every buffer)."""
+    seconds, with the same ring as :class:`WindowMax`."""
 
-    def __init__(self, clock: Callable[[], float] = time.monotonic,
-                 expiry: float = MAX_EXPIRY_SECONDS, buffer_length: int = MAX_BUFFER_LENGTH):
-        self._clock = clock
-        self._rotation = expiry / buffer_length
-        self._ring: list[list[float]] = [[] for _ in range(buffer_length)]
-        self._current = 0
-        self._last_rotation = clock()
-
-    def _rotate(self) -> None:
-        elapsed = self._clock() - self._last_rotation
-        if elapsed < self._rotation:
-            return
-        steps = int(elapsed // self._rotation)
-        for _ in range(min(steps, len(self._ring))):
-            self._ring[self._current] = []
-            self._current = (self._current + 1) % len(self._ring)
-        self._last_rotation += steps * self._rotation
+    def _empty(self) -> list[float]:
+        return []
 
     def record(self, value: float) -> None:
         self._rotate()
