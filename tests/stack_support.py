@@ -71,6 +71,7 @@ class StackUnderTest:
                                  postgres_database=self.database)
         self.prometheus = self.stack.url("prometheus")
         self.control = self.stack.url("simulator-control")
+        self.up_output = ""  # what the last ``up()`` printed: the health table and the addresses
 
     # -- lifecycle ----------------------------------------------------------------------------
 
@@ -78,7 +79,9 @@ class StackUnderTest:
         for binary in ("prometheus", "prometheus-alertmanager", "prometheus-postgres-exporter",
                        "prometheus-redis-exporter", "prometheus-node-exporter"):
             require_binary(binary)
-        return medobs(*self.args, "up", *flags, check=True, timeout=UP_TIMEOUT + 60)
+        result = medobs(*self.args, "up", *flags, check=True, timeout=UP_TIMEOUT + 60)
+        self.up_output = result.stdout
+        return result
 
     def started(self) -> list[psutil.Process]:
         """The processes ``up`` recorded, whether or not they still run."""

@@ -14,7 +14,7 @@ from medobs.alerts.model import REQUIRED_ANNOTATIONS, REQUIRED_LABELS, SEVERITIE
 from medobs.output import to_yaml
 
 from .conftest import require_binary
-from .test_scrape import crd_schema
+from .crd_support import crd_validator
 
 ALERTS = all_alerts()
 NAMES = sorted({alert.name for alert in ALERTS})
@@ -240,14 +240,8 @@ def test_no_runbook_without_an_alert():
 # --- Kubernetes -------------------------------------------------------------------------------
 
 
-def prometheus_rule_validator() -> jsonschema.Draft202012Validator:
-    """The CRD's schema, not checked against the metaschema: it holds a Go regex
-    (``^(?i)(abort|warn)?$`` for partial_response_strategy) that Python's re rejects."""
-    return jsonschema.Draft202012Validator(crd_schema("PrometheusRule"))
-
-
 def test_prometheus_rules_validate_against_the_operator_crd():
-    validator = prometheus_rule_validator()
+    validator = crd_validator("PrometheusRule")
     objects = list(yaml.safe_load_all((REPO_ROOT / "build" / "k8s" / "prometheusrules-alerts.yaml").read_text()))
     assert [o["metadata"]["name"] for o in objects] == [f"medobs-alerts-{d}" for d in DOMAINS]
     for obj in objects:
@@ -268,4 +262,15 @@ def test_the_crd_validation_rejects_a_broken_object():
     broken = model.prometheus_rule("gpu", alerts_by_domain()["gpu"])
     broken["spec"]["groups"][0]["rules"][0]["for"] = "five minutes"
     with pytest.raises(jsonschema.ValidationError):
-        prometheus_rule_validator().validate(broken)
+        crd_validator("PrometheusRule").validate(broken)
+
+
+@pytest.mark.parametrize("key, misspelled", [("for", "fro"), ("labels", "labelz"), ("annotations", "anotations")])
+def test_the_crd_validation_rejects_a_misspelled_field(key, misspelled):
+    """As `kubectl apply --validate=strict`: an unknown field fails rather than being pruned
+    (the keys are optional ones, so only the unknown field can fail the object)."""
+    obj = model.prometheus_rule("gpu", alerts_by_domain()["gpu"])
+    rule = obj["spec"]["groups"][0]["rules"][0]
+    rule[misspelled] = rule.pop(key)
+    with pytest.raises(jsonschema.ValidationError, match=f"'{misspelled}' was unexpected"):
+        crd_validator("PrometheusRule").validate(obj)

@@ -1,5 +1,7 @@
 """The generated scrape configs: promtool-valid, complete, and the operator objects schema-valid."""
 
+import functools
+import operator
 import subprocess
 
 import jsonschema
@@ -8,22 +10,29 @@ import yaml
 
 from medobs import REPO_ROOT, scrape
 
-from .conftest import SCHEMAS, require_binary
+from .conftest import require_binary
+from .crd_support import crd_validator, strict
 
 BUILT = REPO_ROOT / "build" / "prometheus"
 
 
-def promtool_check_config(path) -> subprocess.CompletedProcess:
+def promtool_check_config(path, *flags: str) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [require_binary("promtool"), "check", "config", "--syntax-only", str(path)],
+        [require_binary("promtool"), "check", "config", *flags, str(path)],
         capture_output=True, text=True,
     )
 
 
 @pytest.mark.parametrize("flavour", ["compose", "native"])
-def test_promtool_accepts_static_flavours(flavour):
+def test_promtool_accepts_static_flavours_with_their_rule_files(flavour):
+    """The full check, rule files included (``rules/*.yml`` resolves from the config's folder,
+    as Prometheus resolves it): every built rule file is checked and valid."""
     result = promtool_check_config(BUILT / f"prometheus-{flavour}.yml")
     assert result.returncode == 0, result.stdout + result.stderr
+    rule_files = sorted((BUILT / "rules").glob("*.yml"))
+    assert f"SUCCESS: {len(rule_files)} rule files found" in result.stdout
+    for path in rule_files:
+        assert f"Checking {path}\n  SUCCESS: " in result.stdout, f"{path.name} not checked"
 
 
 def test_promtool_accepts_kubernetes_flavour_apart_from_discovery(tmp_path):
@@ -36,7 +45,7 @@ def test_promtool_accepts_kubernetes_flavour_apart_from_discovery(tmp_path):
         job["file_sd_configs"] = [{"files": ["targets/*.json"]}]
     target = tmp_path / "prometheus.yml"
     target.write_text(yaml.safe_dump(config))
-    result = promtool_check_config(target)
+    result = promtool_check_config(target, "--syntax-only")
     assert result.returncode == 0, result.stdout + result.stderr
 
 
@@ -154,18 +163,12 @@ def test_a_faster_scrape_interval_also_evaluates_faster():
     assert config["global"]["scrape_interval"] == config["global"]["evaluation_interval"] == "5s"
 
 
-def crd_schema(kind: str) -> dict:
-    crd = yaml.safe_load((SCHEMAS / f"monitoring.coreos.com_{kind.lower()}s.yaml").read_text())
-    (version,) = [v for v in crd["spec"]["versions"] if v["name"] == "v1"]
-    return version["schema"]["openAPIV3Schema"]
-
-
 def test_monitor_objects_validate_against_the_operator_crds():
     documents = list(yaml.safe_load_all((REPO_ROOT / "build" / "k8s" / "monitors.yaml").read_text()))
     kinds = {doc["kind"] for doc in documents}
     assert kinds == {"PodMonitor", "ServiceMonitor"}
     for doc in documents:
-        jsonschema.validate(doc, crd_schema(doc["kind"]))
+        crd_validator(doc["kind"]).validate(doc)
     assert len(documents) == len([j for j in scrape.JOBS if j.k8s_kind])
 
 
@@ -173,4 +176,37 @@ def test_crd_validation_catches_a_broken_object():
     doc = scrape.monitor_objects()[0]
     doc["spec"]["podMetricsEndpoints"][0]["portNumber"] = "not-a-number"
     with pytest.raises(jsonschema.ValidationError):
-        jsonschema.validate(doc, crd_schema(doc["kind"]))
+        crd_validator(doc["kind"]).validate(doc)
+
+
+@pytest.mark.parametrize("kind, where, key, misspelled", [
+    ("PodMonitor", ("spec",), "podMetricsEndpoints", "podMetricEndpointz"),
+    ("PodMonitor", ("spec", "podMetricsEndpoints", 0), "interval", "intervall"),
+    ("ServiceMonitor", ("spec", "selector"), "matchLabels", "matchLabelz"),
+], ids=["podMetricEndpointz", "intervall", "matchLabelz"])
+def test_crd_validation_rejects_a_misspelled_field(kind, where, key, misspelled):
+    """As `kubectl apply --validate=strict`: an unknown field fails rather than being pruned."""
+    doc = next(d for d in scrape.monitor_objects() if d["kind"] == kind)
+    crd_validator(kind).validate(doc)
+    parent = functools.reduce(operator.getitem, where, doc)
+    parent[misspelled] = parent.pop(key)
+    with pytest.raises(jsonschema.ValidationError, match=f"'{misspelled}' was unexpected"):
+        crd_validator(kind).validate(doc)
+
+
+def test_strict_schemas_stay_open_where_kubernetes_keeps_unknown_fields():
+    schema = {"type": "object", "properties": {
+        "closed": {"type": "object", "properties": {"a": {"type": "string"}}},
+        "kept": {"type": "object", "x-kubernetes-preserve-unknown-fields": True, "properties": {"a": {}}},
+        "map": {"type": "object", "additionalProperties": {"type": "object", "properties": {"b": {}}}},
+        "list": {"type": "array", "items": {"type": "object", "properties": {"c": {}}}},
+        "free": {"type": "object"},
+    }}
+    closed = strict(schema)
+    assert closed["additionalProperties"] is False
+    assert closed["properties"]["closed"]["additionalProperties"] is False
+    assert "additionalProperties" not in closed["properties"]["kept"]
+    assert closed["properties"]["map"]["additionalProperties"]["additionalProperties"] is False
+    assert closed["properties"]["list"]["items"]["additionalProperties"] is False
+    assert "additionalProperties" not in closed["properties"]["free"]
+    assert "additionalProperties" not in schema, "the argument was changed"

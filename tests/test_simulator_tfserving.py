@@ -2,12 +2,15 @@
 
 import http.client
 import json
+import re
 import time
 
 import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
+from medobs import REPO_ROOT
+from medobs.catalog import inference
 from medobs.catalog import tfserving as tf
 from medobs.simulator.tfserving import MODEL, TFServing
 
@@ -95,6 +98,18 @@ def test_metrics_follow_tf_serving_exposition(sim):
     labels = next(s.labels for s in latency if s.name.endswith("_count"))
     assert labels == {"model_name": MODEL, "API": "predict", "entrypoint": "REST"}
     assert f"{tf.BATCH_WRAPPED_RUN_COUNT}{{}} 3" in text
+
+
+def test_the_simulator_doc_lists_exactly_the_families_exported_and_no_batch_size(sim):
+    """docs/simulator.md's TF Serving table names every family the simulated server exports; none
+    is a batch size (TF Serving 2.10 has none), which the doc says comes from the sidecar."""
+    _, url = sim
+    predict(url, [IMAGE, IMAGE])
+    found, _ = families(url)
+    section = (REPO_ROOT / "docs" / "simulator.md").read_text().split("\n### TF Serving:")[1].split("\n### ")[0]
+    assert set(re.findall(r"^\| `(:tensorflow:serving:[^`]+)`", section, re.M)) == set(found)
+    assert not [name for name in found if "batch_size" in name]
+    assert f"`{inference.BATCH_SIZE.name}`" in section
 
 
 def test_latency_lands_in_the_right_bucket(sim):

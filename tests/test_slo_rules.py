@@ -9,7 +9,7 @@ from medobs import REPO_ROOT, catalog, links
 from medobs.catalog import slo as names
 from medobs.slo import files, rules, spec, windows
 
-from .conftest import SCHEMAS
+from .crd_support import crd_validator
 from .slo_support import AVAILABILITY_SPEC, alert_rules, build, promtool, rule_group, write_spec
 
 BUILT = REPO_ROOT / "build"
@@ -137,16 +137,8 @@ def test_time_slices_are_recorded_once_and_counted_over_windows():
     assert recorded["slo:sli_total_events:rate2d19h12m"] == f"count_over_time(slo:sli_slice_error:bool{sel}[2d19h12m])"
 
 
-def prometheus_rule_validator() -> jsonschema.Draft202012Validator:
-    """The CRD's schema. It is checked lazily: one of its patterns is Go's ``^(?i)...``, which
-    Python's re refuses, on a field (partial_response_strategy) the objects do not set."""
-    crd = yaml.safe_load((SCHEMAS / "monitoring.coreos.com_prometheusrules.yaml").read_text())
-    (version,) = [v for v in crd["spec"]["versions"] if v["name"] == "v1"]
-    return jsonschema.Draft202012Validator(version["schema"]["openAPIV3Schema"])
-
-
 def test_prometheus_rules_match_the_crd_and_the_rule_files():
-    validator = prometheus_rule_validator()
+    validator = crd_validator("PrometheusRule")
     for slo_service in sorted({slo.service for slo in PLATFORM}):
         (obj,) = list(yaml.safe_load_all((BUILT / "k8s" / f"slo-{slo_service}.yaml").read_text()))
         validator.validate(obj)
@@ -159,7 +151,7 @@ def test_crd_validation_catches_a_broken_prometheus_rule():
     obj = files.prometheus_rule("shop", PLATFORM[:1])
     obj["spec"]["groups"][0]["rules"][0]["expr"] = ["not", "a", "query"]
     with pytest.raises(jsonschema.ValidationError):
-        prometheus_rule_validator().validate(obj)
+        crd_validator("PrometheusRule").validate(obj)
 
 
 def test_every_slo_alert_links_an_existing_runbook_and_the_slo_dashboard():

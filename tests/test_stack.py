@@ -5,11 +5,14 @@ checks that ``medobs stack down`` leaves no process of ours running.
 """
 
 import os
+import re
 import socket
 
 import pytest
+import requests
 
 from medobs import scrape, stack
+from medobs.alerts import alertmanager
 from medobs.catalog import gpu, inference, kubernetes, postgres
 
 from .conftest import medobs, require_binary
@@ -81,6 +84,59 @@ def test_every_target_is_up_and_the_gpu_exporter_reports_no_gpu(healthy_stack):
     busy = wait_until(lambda: [r for r in running_stack.query(cpu) if float(r["value"][1]) > 0], timeout=30,
                       what="CPU used by the pods (cAdvisor)")
     assert len(busy) == 7  # 3 gateway, 2 study-service, 2 ml-inference pods
+
+
+def printed_rows(lines: list[str]) -> list[list[str]]:
+    """The cells of a table `medobs stack` printed (columns two or more spaces apart)."""
+    return [re.split(r"\s{2,}", line) for line in lines]
+
+
+def test_up_prints_every_target_up_and_where_everything_is(running_stack):
+    """What `make up` ends with: the health table (every job's targets up, the exporters' own
+    health beside them, the GPU exporter's 0 here), then the addresses, each answering."""
+    lines = running_stack.up_output.splitlines()
+    start = lines.index(next(line for line in lines if line.startswith("JOB ")))
+    end = lines.index("", start)
+    header, *rows = printed_rows(lines[start:end])
+    assert header == ["JOB", "INSTANCE", "HEALTH", "EXPORTER'S OWN HEALTH / LAST ERROR"]
+    assert {row[0] for row in rows} == set(scrape.JOB_NAMES)
+    assert sorted(row[1] for row in rows) == sorted(running_stack.stack.address(name) for name in scrape.NATIVE_PORTS)
+    assert sorted((row[0], row[1]) for row in rows) == sorted(
+        (t["labels"]["job"], t["labels"]["instance"]) for t in running_stack.targets())
+    assert [row for row in rows if row[2] != "up"] == []
+    for job, instance, _, *note in rows:
+        if job in stack.SELF_HEALTH:
+            (text,) = note
+            assert text.startswith(f"{stack.SELF_HEALTH[job].name} {0 if job == 'gpu' else 1}"), (job, instance, text)
+        else:
+            assert note == [], (job, instance, note)
+    assert "(no GPU here: " in next(row[3] for row in rows if row[0] == "gpu")
+
+    addresses = dict(printed_rows(lines[end + 1:]))
+    configured = running_stack.stack
+    webhooks = f"http://127.0.0.1:{alertmanager.LOCAL_WEBHOOK_PORT + configured.port_offset}/<receiver>"
+    assert addresses["Prometheus"] == configured.url("prometheus")
+    assert addresses["Alertmanager"] == f"{configured.url('alertmanager')} (receivers post to {webhooks})"
+    assert addresses["Simulator"].startswith(f"{configured.url('simulator-control')} (scenario healthy; ")
+    assert addresses["Simulator"].endswith(f"; gateway {configured.url('api-gateway')})")
+    assert addresses["State"] == str(configured.state_dir)
+    for url in (f"{addresses['Prometheus']}/-/ready", f"{configured.url('alertmanager')}/-/ready",
+                f"{configured.url('simulator-control')}/status", f"{configured.url('api-gateway')}/actuator/health"):
+        assert requests.get(url, timeout=10).status_code == 200, url
+
+
+def test_the_simulators_database_traffic_reaches_postgres_exporter(healthy_stack):
+    """The simulator's real queries on the stack's own database (no one else uses it; the
+    exporter itself connects to another) move postgres_exporter's series of that database on
+    the primary: commits increase, and its pools hold connections."""
+    database = (f'job="postgresql", instance="{healthy_stack.stack.address("postgresql")}", '
+                f'datname="{healthy_stack.database}"')
+    window = f"{4 * SCRAPE_INTERVAL}s"
+    committed = wait_until(lambda: healthy_stack.value(f"increase({postgres.XACT_COMMIT.name}{{{database}}}[{window}])"),
+                           timeout=60, what=f"transactions committed in {healthy_stack.database}")
+    assert committed > 0
+    connections = healthy_stack.value(f"sum({postgres.ACTIVITY_COUNT.name}{{{database}}})")
+    assert connections is not None and connections > 0
 
 
 def test_up_again_starts_no_duplicates_and_status_shows_every_target(running_stack):
