@@ -253,6 +253,14 @@ class FakeNVML:
             raise real.NVMLError(real.NVML_ERROR_INVALID_ARGUMENT)
         return self._handle(self.gpus[index])
 
+    def nvmlDeviceGetHandleByUUID(self, uuid):
+        self._call("nvmlDeviceGetHandleByUUID")
+        uuid = uuid.decode() if isinstance(uuid, bytes) else uuid
+        for gpu in self.gpus:
+            if gpu.uuid == uuid:
+                return self._handle(gpu)
+        raise real.NVMLError(real.NVML_ERROR_NOT_FOUND)
+
     # -- identity -----------------------------------------------------------------------------
 
     def nvmlDeviceGetUUID(self, handle):

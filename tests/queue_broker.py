@@ -61,6 +61,18 @@ def private_vhost() -> Iterator[Broker]:
 
 
 @contextmanager
+def monitoring_user(broker: Broker, password: str) -> Iterator[str]:
+    """A user of its own with the ``monitoring`` tag, allowed to read ``broker``'s vhost; deleted afterwards."""
+    name = f"medobs-monitor-{uuid.uuid4().hex[:10]}"
+    broker.api("PUT", f"/api/users/{name}", json={"password": password, "tags": "monitoring"})
+    try:
+        broker.api("PUT", f"/api/permissions/{broker.quoted}/{name}", json={"configure": "", "write": "", "read": ".*"})
+        yield name
+    finally:
+        requests.delete(f"{MANAGEMENT}/api/users/{name}", auth=AUTH, timeout=30)
+
+
+@contextmanager
 def one_queue(name: str) -> Iterator[tuple[Broker, pika.BlockingConnection, Any]]:
     """A private vhost holding queue ``name``: (broker, connection, channel)."""
     with private_vhost() as broker:

@@ -3,6 +3,7 @@
 import ctypes
 import os
 import signal
+import socket
 import subprocess
 import sys
 
@@ -10,7 +11,10 @@ import pytest
 import requests
 
 from medobs.catalog import ALL
+from medobs.cli import parser
 from medobs.exporters.base import start_server
+from medobs.exporters.gpu import cli as gpu_cli
+from medobs.exporters.gpu.collector import GpuExporter
 
 from .conftest import REPO, free_port
 from .fake_pynvml import FakeGpu, FakeNVML
@@ -96,6 +100,31 @@ def test_dcgm_compatible_adds_dcgm_exporters_names_units_and_labels(tmp_path):
     complaints = set(promtool_check(text).splitlines())
     assert complaints == {f"{name} label names should be written in 'snake_case' not 'camelCase'" for name in DCGM} | {
         "DCGM_FI_DEV_PCIE_REPLAY_COUNTER metric name should not include type 'counter'"
+    }
+
+
+@pytest.mark.parametrize("flags,node_name,hostname", [
+    ((), "gpu-node-7", "gpu-node-7"),  # the DaemonSet sets NODE_NAME from spec.nodeName
+    (("--hostname", "named-by-flag"), "gpu-node-7", "named-by-flag"),
+    ((), None, socket.gethostname()),
+])
+def test_the_info_metric_names_the_node_from_node_name(tmp_path, monkeypatch, flags, node_name, hostname):
+    if node_name is None:
+        monkeypatch.delenv("NODE_NAME", raising=False)
+    else:
+        monkeypatch.setenv("NODE_NAME", node_name)
+    args = parser().parse_args(
+        ["exporter", "gpu", "--pcie-interval", "0", "--pod-resources-socket", str(tmp_path / "absent.sock"), *flags]
+    )
+    exporter = GpuExporter(FakeNVML(), gpu_cli.options(args))
+    exporter.start()
+    try:
+        info = named(samples(scrape(exporter)), "medobs_gpu_info")
+    finally:
+        exporter.stop()
+    assert info == {
+        f"medobs_gpu_info{{gpu=0,uuid={U0},model=Tesla T4,driver_version=535.104.05,cuda_version=12.2,"
+        f"pci_bus_id=00000000:3B:00.0,hostname={hostname}}}": 1
     }
 
 

@@ -37,6 +37,14 @@ def test_a_function_the_fake_lacks_is_an_attribute_error_not_a_silent_default():
         FakeNVML().nvmlDeviceGetFanSpeed
 
 
+def test_a_handle_by_uuid_is_the_handle_by_index():
+    fake = FakeNVML([FakeGpu(index=0), FakeGpu(index=1)])
+    fake.nvmlInit()
+    assert fake.nvmlDeviceGetHandleByUUID(fake.gpus[1].uuid) is fake.nvmlDeviceGetHandleByIndex(1)
+    with pytest.raises(pynvml.NVMLError_NotFound):
+        fake.nvmlDeviceGetHandleByUUID("GPU-not-here")
+
+
 def test_calls_before_init_raise_uninitialized_like_nvml():
     fake = FakeNVML()
     with pytest.raises(pynvml.NVMLError_Uninitialized):

@@ -1,17 +1,22 @@
 """Pod attribution against a real gRPC server (grpcio) on a unix socket, as the kubelet serves it."""
 
+import json
 import logging
+import re
 import socket
+import subprocess
 import time
 
 import grpc
 import pytest
 
+from medobs.catalog import gpu, lookup, names_in
 from medobs.exporters.base import CollectionError
 from medobs.exporters.gpu import pods
 from medobs.exporters.gpu.podresources import Allocation, list_allocations
 from medobs.exporters.gpu.session import Device
 
+from .conftest import REPO, require_binary
 from .fake_pynvml import FakeGpu, FakeNVML
 from .gpu_support import named, running, samples, scrape, wait_for
 from .kubelet_server import NODE, PB, U0, U1, container, devices, kubelet, pod  # noqa: F401 (kubelet: a fixture)
@@ -142,3 +147,67 @@ def test_without_the_socket_attribution_is_off_and_says_so_once(tmp_path, caplog
     assert not named(values, "medobs_gpu_pod_info")
     assert "medobs_gpu_background_age_seconds{task=pods}" not in values
     assert caplog.text.count("pod attribution off: no kubelet pod-resources socket at") == 1
+
+
+def _selector(name: str, labels: dict[str, str]) -> str:
+    return name + "{" + ", ".join(f'{key}="{value}"' for key, value in labels.items()) + "}"
+
+
+def _promql_blocks(markdown: str) -> str:
+    return "\n".join(re.findall(r"```promql\n(.*?)```", markdown, flags=re.S))
+
+
+def documented_pod_joins() -> list[tuple[str, str]]:
+    """(where, expression) of every join with medobs_gpu_pod_info the documentation shows."""
+    readme = (REPO / "README.md").read_text()
+    section = readme[readme.index("### `medobs exporter gpu`"):readme.index("### `medobs exporter queue`")]
+    texts = {
+        "README.md": _promql_blocks(section),
+        "docs/exporters/gpu.md": _promql_blocks((REPO / "docs/exporters/gpu.md").read_text()),
+        "exporters/gpu/pods.py": pods.__doc__,
+    }
+    joins = [
+        (where, line.strip()) for where, text in texts.items() for line in text.splitlines()
+        if gpu.POD_INFO.name in line and "group_left" in line
+    ]
+    assert {where for where, _ in joins} == set(texts)
+    return joins
+
+
+#: GPU 1 is time-sliced between two containers: (gpu, uuid) -> its value, and who holds it.
+GPU_VALUES = {("0", U0): 0.25, ("1", U1): 0.75}
+HOLDERS = [
+    ("0", U0, "medical-platform", "ml-inference-7d9f", "tf-serving"),
+    ("1", U1, "medical-platform", "ml-batch-1", "worker"),
+    ("1", U1, "medical-platform", "ml-batch-2", "worker"),
+]
+
+
+@pytest.mark.parametrize("where,expr", documented_pod_joins())
+def test_the_documented_pod_join_gives_each_container_of_a_time_sliced_gpu_its_gpus_value(tmp_path, where, expr):
+    metrics = names_in(expr) - {gpu.POD_INFO.name}
+    assert len(metrics) == 1 and all(lookup(name) for name in metrics), expr
+    target = {"instance": "gpu-node-1:9400", "job": "gpu"}
+    series = [
+        {"series": _selector(name, {**target, "gpu": index, "uuid": uuid}), "values": f"{value}x5"}
+        for name in metrics for (index, uuid), value in GPU_VALUES.items()
+    ] + [
+        {"series": _selector(gpu.POD_INFO.name, {**target, "uuid": uuid, "namespace": ns, "pod": name, "container": c}),
+         "values": "1x5"}
+        for _, uuid, ns, name, c in HOLDERS
+    ]
+    expected = [  # one series per container, with the labels of both sides and the GPU's value
+        {"labels": _selector("", {**target, "gpu": index, "uuid": uuid, "namespace": ns, "pod": name, "container": c}),
+         "value": GPU_VALUES[index, uuid]}
+        for index, uuid, ns, name, c in HOLDERS
+    ]
+    (tmp_path / "none.yml").write_text("groups: []\n")
+    (tmp_path / "test.yml").write_text(json.dumps({
+        "rule_files": ["none.yml"], "evaluation_interval": "1m",
+        "tests": [{"interval": "1m", "input_series": series,
+                   "promql_expr_test": [{"expr": expr, "eval_time": "2m", "exp_samples": expected}]}],
+    }))
+    result = subprocess.run(
+        [require_binary("promtool"), "test", "rules", "test.yml"], cwd=tmp_path, capture_output=True, text=True
+    )
+    assert result.returncode == 0, f"{where}: {expr}\n{result.stdout}{result.stderr}"

@@ -92,6 +92,18 @@ def test_a_gpu_lost_before_start_up_is_listed_lost(tmp_path):
     assert values["medobs_gpu_lost{gpu=1,uuid=GPU-00000001-5d3c-4c3a-9d0e-000000000001}"] == 0
 
 
+def test_device_handles_are_fetched_once_and_kept_across_scrapes(tmp_path):
+    nvml = FakeNVML([FakeGpu(index=i) for i in range(3)])
+    with running(nvml, tmp_path) as exporter:
+        for _ in range(5):
+            assert samples(scrape(exporter))["medobs_gpu_up"] == 1
+            time.sleep(0.1)  # the PCIe sampler's interval: it reads in between, as does the XID watcher
+        assert all(nvml.device_calls["nvmlDeviceGetPcieThroughput", i] >= 4 for i in range(3))  # 2 a round
+    assert all(nvml.device_calls["nvmlDeviceGetUtilizationRates", i] == 5 for i in range(3))
+    # one lookup per GPU at initialisation; every later read uses the kept handles
+    assert nvml.calls["nvmlDeviceGetHandleByIndex"] == 3 and nvml.calls["nvmlDeviceGetHandleByUUID"] == 0
+
+
 def test_concurrent_scrapes_share_one_nvml_collection(tmp_path):
     nvml = FakeNVML([FakeGpu(call_delay=0.01)])
     with running(nvml, tmp_path, pcie_interval=0) as exporter:

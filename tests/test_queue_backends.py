@@ -1,12 +1,17 @@
-"""Bad backends: nothing listening, too slow, malformed or truncated JSON, 401. The exporter answers
-every scrape with up 0 and a counted error of the right kind, logs one line without the password,
-and recovers when the backend comes back (a local server that then proxies the real broker)."""
+"""Bad backends: nothing listening, too slow, malformed or truncated JSON, 401, a certificate not
+trusted. The exporter answers every scrape with up 0 and a counted error of the right kind, logs one
+line without the password, and recovers when the backend comes back (a local server that then
+proxies the real broker, over HTTPS for the TLS options)."""
 
 import logging
+import ssl
+import subprocess
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
+import certifi
 import pytest
 import requests
 
@@ -23,10 +28,16 @@ class Backend(ThreadingHTTPServer):
 
     daemon_threads = True
 
-    def __init__(self, port: int, mode: str):
+    def __init__(self, port: int, mode: str, tls: ssl.SSLContext | None = None):
         self.mode = mode
         super().__init__(("127.0.0.1", port), _Handler)
+        if tls is not None:  # HTTPS: each connection's handshake is made as it is accepted
+            self.socket = tls.wrap_socket(self.socket, server_side=True)
         threading.Thread(target=self.serve_forever, daemon=True).start()
+
+    def stop(self) -> None:
+        self.shutdown()
+        self.server_close()
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -110,8 +121,7 @@ def test_bad_backend_gives_up_zero_then_recovers(env, caplog, mode, kind):
             assert value(recovered, catalog.NODE_UP.name, node="rabbit@localhost") == 1
     finally:
         if backend is not None:
-            backend.shutdown()
-            backend.server_close()
+            backend.stop()
     warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
     assert len(warnings) == 1, warnings
     assert f"{kind} error" in warnings[0] and f"127.0.0.1:{port}" in warnings[0]
@@ -130,8 +140,7 @@ def test_the_scrape_timeout_header_bounds_a_collection(env):
             assert time.monotonic() - started < 2
             assert f"{catalog.UP.name} 0.0" in body
     finally:
-        backend.shutdown()
-        backend.server_close()
+        backend.stop()
 
 
 def test_a_node_whose_plugin_fails_is_reported_and_the_rest_still_served():
@@ -144,3 +153,52 @@ def test_a_node_whose_plugin_fails_is_reported_and_the_rest_still_served():
     assert value(samples, catalog.NODE_UP.name, node="http://127.0.0.1:15692") == 1
     assert value(samples, catalog.NODE_UP.name, node=dead_node) == 0
     assert value(samples, catalog.READ_ERRORS.name, source="plugin", kind="connection") == 1
+
+
+def _openssl(*args: str, cwd: Path) -> None:
+    subprocess.run(["/usr/bin/openssl", *args], cwd=cwd, check=True, capture_output=True)
+
+
+@pytest.fixture(scope="module")
+def https_backend(tmp_path_factory):
+    """The management API behind HTTPS with a certificate for 127.0.0.1 from a private CA: (URL, CA file)."""
+    folder = tmp_path_factory.mktemp("tls")
+    key = ("-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes")
+    _openssl("req", "-x509", *key, "-keyout", "ca.key", "-out", "ca.pem", "-days", "1", "-subj", "/CN=medobs test CA",
+             cwd=folder)
+    _openssl("req", "-new", *key, "-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=127.0.0.1", cwd=folder)
+    (folder / "server.ext").write_text(
+        "subjectAltName = IP:127.0.0.1\nbasicConstraints = CA:FALSE\nkeyUsage = digitalSignature\n"
+        "extendedKeyUsage = serverAuth\nsubjectKeyIdentifier = hash\nauthorityKeyIdentifier = keyid\n"
+    )
+    _openssl("x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
+             "-days", "1", "-extfile", "server.ext", "-out", "server.pem", cwd=folder)
+    tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    tls.load_cert_chain(folder / "server.pem", folder / "server.key")
+    port = free_port()
+    backend = Backend(port, "proxy", tls)
+    try:
+        yield f"https://127.0.0.1:{port}", folder / "ca.pem"
+    finally:
+        backend.stop()
+
+
+@pytest.mark.parametrize("trust", ["system CAs", "--ca-file", "--insecure-skip-verify"])
+def test_tls_to_the_management_api_verifies_the_certificate_as_told(env, monkeypatch, caplog, https_backend, trust):
+    base_url, ca_file = https_backend
+    # as in many containers: requests would let it override a Session's own verify setting
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", certifi.where())
+    tls_flags = {"system CAs": (), "--ca-file": ("--ca-file", str(ca_file)), "--insecure-skip-verify": (trust,)}[trust]
+    flags = ("--rabbitmq-url", base_url, "--include-vhost", "no-such-vhost", "--scrape-timeout-ceiling", "5", *tls_flags)
+    with caplog.at_level(logging.INFO, logger="medobs"), serving(*flags) as (_, url):
+        samples = scrape(url)
+    if trust == "system CAs":  # the private CA is not among them: the handshake fails
+        assert value(samples, catalog.UP.name) == 0
+        errors = {dict(labels)["kind"]: v for (name, labels), v in samples.items() if name == catalog.SCRAPE_ERRORS.name}
+        assert errors == {"tls": 1}
+        warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+        assert len(warnings) == 1 and "tls error" in warnings[0] and "certificate verify failed" in warnings[0], warnings
+    else:
+        assert value(samples, catalog.UP.name) == 1
+        assert value(samples, catalog.NODE_UP.name, node="rabbit@localhost") == 1
+    assert not any(PASSWORD in r.getMessage() for r in caplog.records)

@@ -1,6 +1,7 @@
 """The queue exporter against the real RabbitMQ: depths, counters, topology, KEDA, cap, filters."""
 
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -14,9 +15,10 @@ from medobs.catalog import queue as catalog
 from medobs.exporters.queue.selection import OTHER
 
 from .conftest import REPO, free_port, medobs, require_binary
-from .queue_broker import PLUGIN, one_queue, private_vhost, scrape, series, serving, value, wait_for
+from .queue_broker import PLUGIN, monitoring_user, one_queue, private_vhost, scrape, series, serving, value, wait_for
 
 N, M = 7, 3  # published to each work queue, rejected without requeue from each
+A = 3  # got and acknowledged from "studies.acked", before one more is requeued, got again and acknowledged
 FAST = ("--topology-interval", "1", "--details-interval", "1")
 
 # queue -> (ready, unacknowledged) once the scenario has run
@@ -32,6 +34,7 @@ EXPECTED_DEPTHS = {
     "medical_data.dead": (0, 0),
     "decoy.dlq": (0, 0),
     "studies.orphan": (0, 0),
+    "studies.acked": (0, 0),
 }
 # the management API's message statistics once they have caught up (they lag the depths)
 EXPECTED_STATS = {
@@ -40,6 +43,7 @@ EXPECTED_STATS = {
     "studies.fanout.a": {"publish": N, "deliver_get": M},
     "studies.fanout.b": {"publish": N, "deliver_get": M},
     "medical_data": {"publish": 2},
+    "studies.acked": {"publish": A + 1, "deliver_get": A + 2, "ack": A + 1, "redeliver": 1},
 }
 # (work queue, dead-letter exchange, dead-letter queue, resolved by)
 EXPECTED_ROUTES = {
@@ -64,6 +68,21 @@ def reject(channel, queue: str, count: int) -> None:
         channel.basic_reject(method.delivery_tag, requeue=False)
 
 
+def acknowledge(channel, queue: str, count: int) -> None:
+    for _ in range(count):
+        method, _, _ = channel.basic_get(queue)
+        channel.basic_ack(method.delivery_tag)
+
+
+def redeliver(channel, queue: str) -> None:
+    """Get a message, requeue it, get it again (redelivered) and acknowledge it."""
+    method, _, _ = channel.basic_get(queue)
+    channel.basic_reject(method.delivery_tag, requeue=True)
+    method, _, _ = channel.basic_get(queue)
+    assert method.redelivered
+    channel.basic_ack(method.delivery_tag)
+
+
 def depths_of(queues: dict[str, dict]) -> dict[str, tuple[int, int]]:
     return {name: (q.get("messages_ready"), q.get("messages_unacknowledged")) for name, q in queues.items()}
 
@@ -71,7 +90,8 @@ def depths_of(queues: dict[str, dict]) -> dict[str, tuple[int, int]]:
 @pytest.fixture(scope="module")
 def scenario():
     """Work queues with DLQs by arguments, by policy and through a fanout exchange, after N
-    publishes and M rejections each; one message unacked, one consumer holding two."""
+    publishes and M rejections each; one message unacked, one consumer holding two; a queue whose
+    messages are acknowledged, one of them after a requeue."""
     with private_vhost() as broker:
         # a lower-priority policy, and one that arguments override: both would send dead letters nowhere
         broker.policy("decoy", r"^studies\.(policy|fanout\.a)$", {"dead-letter-exchange": "dlx.nowhere"}, priority=0)
@@ -99,6 +119,10 @@ def scenario():
             publish(channel, work, N)
             reject(channel, work, M)
         publish(channel, "medical_data", 2)
+        channel.queue_declare("studies.acked")
+        publish(channel, "studies.acked", A + 1)
+        acknowledge(channel, "studies.acked", A)
+        redeliver(channel, "studies.acked")
         channel.basic_get("studies.args")  # stays unacknowledged
         consumer = connection.channel()
         consumer.basic_qos(prefetch_count=2)
@@ -138,6 +162,12 @@ def test_depths_and_counters_equal_the_management_api(scenario):
         assert value(samples, catalog.REDELIVERED.name, **labels) == stats.get("redeliver", 0), name
         state = {"vhost": broker.vhost, "queue": name, "state": queue["state"]}
         assert value(samples, catalog.STATE.name, **state) == 1
+    acked = {"vhost": broker.vhost, "queue": "studies.acked", "role": "work"}
+    assert value(samples, catalog.ACKNOWLEDGED.name, **acked) == queues["studies.acked"]["message_stats"]["ack"] == A + 1
+    assert value(samples, catalog.REDELIVERED.name, **acked) == queues["studies.acked"]["message_stats"]["redeliver"] == 1
+    consumed = {"vhost": broker.vhost, "queue": "studies.policy", "role": "work"}
+    utilisation = value(samples, catalog.CONSUMER_UTILISATION.name, **consumed)
+    assert utilisation is not None and 0 <= utilisation <= 1
     assert value(samples, catalog.QUEUES_DROPPED.name) == 0
     assert value(samples, catalog.NODE_UP.name, node="rabbit@localhost") == 1
     assert 0 <= value(samples, catalog.TOPOLOGY_AGE.name) < 30
@@ -217,7 +247,8 @@ def test_cardinality_cap_keeps_the_deepest_and_sums_the_rest(scenario):
     other = {"vhost": broker.vhost, "queue": OTHER}
     assert value(first, catalog.MESSAGES.name, **other, role="work") == 4 + 4 + 2
     assert value(first, catalog.MESSAGES.name, **other, role="dlq") == M + M
-    assert value(first, catalog.PUBLISHED.name, **other, role="work") == N + N + 2
+    assert value(first, catalog.PUBLISHED.name, **other, role="work") == N + N + 2 + A + 1
+    assert value(first, catalog.ACKNOWLEDGED.name, **other, role="work") == A + 1
     assert sum(series(first, catalog.MESSAGES.name).values()) == sum(ready + unacked for ready, unacked in EXPECTED_DEPTHS.values())
 
 
@@ -233,17 +264,24 @@ def test_filters_by_vhost_and_queue(scenario):
         assert not series(scrape(url), catalog.MESSAGES.name)
 
 
-def test_management_listing_when_the_plugin_is_not_used(scenario):
+def test_management_listing_when_the_plugin_is_not_used_across_pages(scenario):
     broker, _ = scenario
-    with serving("--include-vhost", broker.vhost, "--depth-source", "management", *FAST) as (_, url):
+    page_size = 5  # the vhost's queues alone fill three pages of the listing
+    flags = ("--include-vhost", broker.vhost, "--depth-source", "management", "--page-size", str(page_size), *FAST)
+    with serving(*flags) as (_, url):
         samples = scrape(url)
     queues = broker.queues()
+    assert len(queues) > 2 * page_size
+    assert {dict(labels)["queue"] for labels in series(samples, catalog.MESSAGES.name)} == set(queues)
     for name, queue in queues.items():
         labels = {"vhost": broker.vhost, "queue": name, "role": "dlq" if name in DLQS else "work"}
         assert value(samples, catalog.MESSAGES_READY.name, **labels) == queue["messages_ready"], name
         assert value(samples, catalog.MESSAGES_UNACKED.name, **labels) == queue["messages_unacknowledged"], name
         assert value(samples, catalog.CONSUMERS.name, **labels) == queue["consumers"], name
-        assert value(samples, catalog.PUBLISHED.name, **labels) == (queue.get("message_stats") or {}).get("publish", 0)
+        stats = queue.get("message_stats") or {}
+        for entry, stat in ((catalog.PUBLISHED, "publish"), (catalog.ACKNOWLEDGED, "ack"), (catalog.REDELIVERED, "redeliver")):
+            assert value(samples, entry.name, **labels) == stats.get(stat, 0), (name, stat)
+    assert value(samples, catalog.REDELIVERED.name, vhost=broker.vhost, queue="studies.acked", role="work") == 1
     assert not series(samples, catalog.NODE_UP.name)
 
 
@@ -292,26 +330,50 @@ def test_oldest_message_age_grows_while_the_consumer_is_stopped():
     assert value(second, catalog.MESSAGES_READY.name, **labels) == 3
 
 
-def test_command_serves_until_sigterm(tmp_path):
+def test_command_serves_until_sigterm_as_a_user_whose_password_is_only_in_a_file(tmp_path):
+    password = f"file-only-{secrets.token_hex(8)}"
     secret = tmp_path / "password"
-    secret.write_text("guest\n")
+    secret.write_text(password + "\n")
     port = free_port()
-    env = {**os.environ, "RABBITMQ_USER": "guest", "RABBITMQ_PASSWORD_FILE": str(secret)}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "medobs.cli", "exporter", "queue", "--listen", f"127.0.0.1:{port}",
-         "--rabbitmq-url", "http://127.0.0.1:15672", "--include-vhost", "no-such-vhost"],
-        cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )
-    try:
-        samples = wait_for(
-            lambda: _try_scrape(f"http://127.0.0.1:{port}/metrics"), lambda s: s is not None, what="the exporter"
+    with one_queue("reports") as (broker, _, channel), monitoring_user(broker, password) as user:
+        publish(channel, "reports", 3)
+        env = {k: v for k, v in os.environ.items() if not k.startswith("RABBITMQ_")}
+        env |= {"RABBITMQ_USER": user, "RABBITMQ_PASSWORD_FILE": str(secret)}
+        process = subprocess.Popen(
+            [sys.executable, "-m", "medobs.cli", "exporter", "queue", "--listen", f"127.0.0.1:{port}",
+             "--rabbitmq-url", "http://127.0.0.1:15672", "--include-vhost", broker.vhost],
+            cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         )
-        assert value(samples, catalog.UP.name) == 1
-    finally:
-        process.send_signal(signal.SIGTERM)
-        output, _ = process.communicate(timeout=10)
+        try:
+            url = f"http://127.0.0.1:{port}/metrics"
+            labels = {"vhost": broker.vhost, "queue": "reports", "role": "work"}
+            samples = wait_for(
+                lambda: _try_scrape(url), lambda s: s is not None and value(s, catalog.MESSAGES_READY.name, **labels) == 3,
+                what="the exporter to show the vhost's queue",
+            )
+            exposition = requests.get(url, timeout=15).text
+        finally:
+            process.send_signal(signal.SIGTERM)
+            output, _ = process.communicate(timeout=10)
+    assert value(samples, catalog.UP.name) == 1
     assert process.returncode == 0, output
     assert f"serving RabbitMQ management API at http://127.0.0.1:15672 on http://127.0.0.1:{port}/metrics" in output
+    assert password not in output and password not in exposition
+
+
+def test_a_configured_dlq_pattern_marks_dead_letter_queues_the_topology_does_not_reveal():
+    with one_queue("reports") as (broker, _, channel):
+        for name in ("reports.parked", "reports.dlq"):  # no dead-letter exchange points at either
+            channel.queue_declare(name)
+        with serving("--include-vhost", broker.vhost, "--dlq-pattern", "*.parked") as (_, url):
+            samples = scrape(url)
+    roles = {dict(labels)["queue"]: dict(labels)["role"] for labels in series(samples, catalog.MESSAGES.name)}
+    assert roles == {"reports": "work", "reports.parked": "dlq", "reports.dlq": "work"}  # the flag replaces the defaults
+    routes = {
+        (labels["queue"], labels["dead_letter_exchange"], labels["dead_letter_queue"], labels["resolved_by"])
+        for labels in map(dict, series(samples, catalog.DEAD_LETTER_INFO.name))
+    }
+    assert routes == {("reports", "", "reports.parked", "pattern")}
 
 
 def _try_scrape(url):

@@ -5,9 +5,13 @@ from __future__ import annotations
 import argparse
 import os
 import socket
+from typing import TYPE_CHECKING
 
 from medobs.exporters.base import add_server_arguments, positive_seconds, seconds, serve
 from medobs.exporters.gpu.podresources import DEFAULT_SOCKET
+
+if TYPE_CHECKING:
+    from medobs.exporters.gpu.collector import GpuOptions
 
 DEFAULT_PORT = 9400
 
@@ -53,12 +57,11 @@ def add_parser(exporters: argparse._SubParsersAction) -> None:
     parser.set_defaults(handler=run)
 
 
-def run(args: argparse.Namespace) -> int:
-    import pynvml
+def options(args: argparse.Namespace) -> GpuOptions:
+    """The exporter's options from the flags and the environment."""
+    from medobs.exporters.gpu.collector import GpuOptions
 
-    from medobs.exporters.gpu.collector import GpuExporter, GpuOptions
-
-    options = GpuOptions(
+    return GpuOptions(
         hostname=args.hostname or os.environ.get("NODE_NAME") or socket.gethostname(),
         dcgm_compatible=args.dcgm_compatible,
         pod_resources_socket=args.pod_resources_socket,
@@ -68,7 +71,14 @@ def run(args: argparse.Namespace) -> int:
         retry_max=args.nvml_retry_max,
         ceiling=args.scrape_timeout_ceiling,
     )
-    exporter = GpuExporter(pynvml, options)
+
+
+def run(args: argparse.Namespace) -> int:
+    import pynvml
+
+    from medobs.exporters.gpu.collector import GpuExporter
+
+    exporter = GpuExporter(pynvml, options(args))
     exporter.start()
     try:
         return serve(exporter, args.listen, extra=[exporter.status])

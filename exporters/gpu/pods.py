@@ -2,11 +2,12 @@
 
 Instead of copying every GPU series once per pod (dcgm-exporter's way, whose pod labels go
 missing when the kubelet call in the scrape path is slow), one join metric says who holds a
-GPU; PromQL joins it where needed::
+GPU; PromQL joins it where needed, the join metric on the left (a time-sliced GPU has one series
+per container)::
 
     medobs_gpu_pod_info{uuid="GPU-8a2c...",namespace="medical-platform",pod="ml-inference-7d9f",container="tf-serving"} 1.0
 
-    medobs_gpu_utilization_ratio * on (uuid) group_left (namespace, pod, container) medobs_gpu_pod_info
+    medobs_gpu_pod_info * on (uuid) group_left (gpu) medobs_gpu_utilization_ratio
 
 Device ids from the NVIDIA device plugin are matched to GPUs by UUID (``GPU-...``), MIG UUID
 (``MIG-...``, attributed to its parent GPU), device name (``nvidia0``, GKE) or index (``0``,

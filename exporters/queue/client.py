@@ -43,14 +43,16 @@ class HttpClient:
         self.session = requests.Session()
         if user is not None:
             self.session.auth = (user, password or "")
-        self.session.verify = tls.verify()
+        # Passed with each request: requests lets REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE override a
+        # Session's verify (psf/requests#3829), which would ignore --ca-file and --insecure-skip-verify.
+        self.verify = tls.verify()
         self.session.cert = tls.cert()
         self.session.headers["Accept-Encoding"] = "identity"
 
     def get_text(self, url: str, deadline: Deadline) -> str:
         where = safe_url(url)
         try:
-            with self.session.get(url, timeout=deadline.remaining(), stream=True) as response:
+            with self.session.get(url, timeout=deadline.remaining(), stream=True, verify=self.verify) as response:
                 if response.status_code == 401:
                     raise CollectionError("http_401", f"{where}: 401 Unauthorized (check RABBITMQ_USER / RABBITMQ_PASSWORD)")
                 if response.status_code == 403:
