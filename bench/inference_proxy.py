@@ -7,7 +7,9 @@ one keep-alive connection). Rounds alternate direct and proxied so that a noisy 
 machine hits both alike; throughput is the median over the rounds, so that a neighbour's burst
 in one round does not decide it. Prints the latency each way (p50, p99), the latency the proxy
 adds, the throughput ratio and the sidecar's CPU time per proxied request; targets: p50 overhead
-under 1 ms, throughput at least 0.8x of direct.
+under 1 ms, throughput at least 0.8x of direct. Then checks, from the sidecar's own metrics, that
+the proxy recorded exactly the requests sent through it (each one, ok, with its latency and its
+image, none left in flight), and exits 1 when it did not.
 
     .venv/bin/python bench/inference_proxy.py                 # defaults: 4000 requests each way
     .venv/bin/python bench/inference_proxy.py --shape 224,224,3 --requests 400
@@ -29,10 +31,12 @@ from pathlib import Path
 
 import psutil
 import requests
+from prometheus_client.parser import text_string_to_metric_families
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from medobs.catalog import inference  # noqa: E402
 from medobs.exporters.inference.probe import image_body  # noqa: E402
 from medobs.simulator.tfserving import MODEL  # noqa: E402
 
@@ -43,6 +47,10 @@ sim = TFServing(base_latency=float(sys.argv[2]), per_instance_latency=0.0, batch
 sim.start(("127.0.0.1", int(sys.argv[1])))
 threading.Event().wait()
 """
+
+
+#: Requests each way before the measured rounds.
+WARM_UP = 200
 
 
 def free_port() -> int:
@@ -63,27 +71,35 @@ def wait_for(url: str, seconds: float = 15.0) -> None:
 
 
 def drive(port: int, body: bytes, count: int, concurrency: int) -> tuple[list[float], float]:
-    """Send ``count`` predict requests with ``concurrency`` keep-alive connections: (latencies, seconds)."""
+    """Send ``count`` predict requests with ``concurrency`` keep-alive connections: (latencies, seconds).
+    Any answer but 200, or a request that fails, ends the benchmark."""
     path = f"/v1/models/{MODEL}:predict"
     headers = {"Content-Type": "application/json"}
     latencies: list[float] = []
+    failures: list[str] = []
     lock = threading.Lock()
     share = [count // concurrency + (1 if i < count % concurrency else 0) for i in range(concurrency)]
 
     def worker(n: int) -> None:
         connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-        mine = []
-        for _ in range(n):
-            started = time.perf_counter()
-            connection.request("POST", path, body, headers)
-            answer = connection.getresponse()
-            answer.read()
-            mine.append(time.perf_counter() - started)
-            if answer.status != 200:
-                raise SystemExit(f"HTTP {answer.status} from port {port}")
+        mine, failure = [], ""
+        try:
+            for _ in range(n):
+                started = time.perf_counter()
+                connection.request("POST", path, body, headers)
+                answer = connection.getresponse()
+                answer.read()
+                mine.append(time.perf_counter() - started)
+                if answer.status != 200:
+                    failure = f"HTTP {answer.status}"
+                    break
+        except (OSError, http.client.HTTPException) as error:
+            failure = f"{type(error).__name__} {error}"
         connection.close()
         with lock:
             latencies.extend(mine)
+            if failure:
+                failures.append(f"{failure} from port {port}")
 
     threads = [threading.Thread(target=worker, args=(n,)) for n in share]
     started = time.perf_counter()
@@ -91,14 +107,48 @@ def drive(port: int, body: bytes, count: int, concurrency: int) -> tuple[list[fl
         thread.start()
     for thread in threads:
         thread.join()
+    if failures:
+        raise SystemExit(failures[0])
     return latencies, time.perf_counter() - started
+
+
+def proxy_records(metrics_url: str, seconds: float = 10.0) -> str:
+    """The sidecar's exposition once no proxied request is in flight (each is recorded after its
+    answer has left, so the last ones may still be on their way into the counters)."""
+    deadline = time.monotonic() + seconds
+    while True:
+        text = requests.get(metrics_url, timeout=5).text
+        in_flight = sum(sample.value for family in text_string_to_metric_families(text) for sample in family.samples
+                        if sample.name == inference.REQUESTS_IN_FLIGHT.name)
+        if in_flight == 0 or time.monotonic() > deadline:
+            return text
+        time.sleep(0.05)
+
+
+def unrecorded(exposition: str, sent: int) -> list[str]:
+    """How the proxy's metrics differ from ``sent`` one-image requests to MODEL that all succeeded;
+    [] when it recorded exactly those."""
+    samples = [sample for family in text_string_to_metric_families(exposition) for sample in family.samples
+               if sample.labels.get("model") == MODEL]
+
+    def total(name: str, **labels: str) -> float:
+        return sum(s.value for s in samples if s.name == name and labels.items() <= s.labels.items())
+
+    expected = (
+        ("requests", total(inference.REQUESTS.name), sent),
+        ("requests with outcome ok", total(inference.REQUESTS.name, outcome="ok"), sent),
+        ("latencies observed", total(inference.REQUEST_DURATION.count), sent),
+        ("images", total(inference.IMAGES.name), sent),
+        ("requests in flight", total(inference.REQUESTS_IN_FLIGHT.name), 0),
+    )
+    return [f"{what}: the proxy recorded {got:g}, expected {want}" for what, got, want in expected if got != want]
 
 
 def percentile(values: list[float], q: float) -> float:
     return statistics.quantiles(values, n=1000, method="inclusive")[int(q * 1000) - 1]
 
 
-def main() -> None:
+def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--requests", type=int, default=4000, help="requests each way (default: %(default)s)")
     parser.add_argument("--concurrency", type=int, default=8, help="concurrent connections (default: %(default)s)")
@@ -123,8 +173,8 @@ def main() -> None:
     try:
         wait_for(f"http://127.0.0.1:{sim_port}/v1/models/{MODEL}")
         wait_for(f"http://127.0.0.1:{proxy_port}/v1/models/{MODEL}")
-        drive(sim_port, body, 200, args.concurrency)  # warm-up, both ways
-        drive(proxy_port, body, 200, args.concurrency)
+        drive(sim_port, body, WARM_UP, args.concurrency)  # warm-up, both ways
+        drive(proxy_port, body, WARM_UP, args.concurrency)
         latencies: dict[str, list[float]] = {"direct": [], "proxy": []}
         rates: dict[str, list[float]] = {"direct": [], "proxy": []}
         per_round = args.requests // args.rounds
@@ -138,7 +188,7 @@ def main() -> None:
                     sidecar_cpu += sum(sidecar.cpu_times()[:2]) - cpu_before
                 latencies[mode] += measured
                 rates[mode].append(len(measured) / seconds)
-        recorded = requests.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5).text
+        recorded = proxy_records(f"http://127.0.0.1:{metrics_port}/metrics")
     finally:
         for process in processes:
             process.send_signal(signal.SIGTERM)
@@ -157,10 +207,15 @@ def main() -> None:
           f"   (target: p50 under 1 ms)")
     print(f"throughput ratio proxy/direct: {prate / drate:.2f}   (target: at least 0.80)")
     print(f"sidecar CPU per proxied request: {1e6 * sidecar_cpu / (per_round * args.rounds):.0f} us")
-    counted = sum(float(line.rsplit(" ", 1)[1]) for line in recorded.splitlines()
-                  if line.startswith("medobs_inference_requests_total{"))
-    print(f"requests the proxy recorded: {counted:.0f} (sent through it: {per_round * args.rounds + 200})")
+    sent = WARM_UP + len(latencies["proxy"])
+    problems = unrecorded(recorded, sent)
+    for problem in problems:
+        print(f"proxy metrics wrong: {problem}", file=sys.stderr)
+    if problems:
+        return 1
+    print(f"the proxy recorded exactly the {sent} requests sent through it")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -3,11 +3,12 @@ empty ones.
 
 Variables get real values from Prometheus (``label_values(...)`` asked through the label-values
 API, every value selected, as "All" would), built-in ranges get ``--rate-interval`` and the
-checked window. A panel with no data gets a reason per query: the metric is absent, a label
-matcher matches none of its series (with the values that do exist), a variable has no values,
-or the series exist but the expression drops them all or returns only NaN (which draws nothing).
-GPU panels on machines without a GPU (``medobs_gpu_info`` has no series) are reported as such
-and do not fail the check.
+checked window. Every query of a panel must return data: each one that does not gets its
+reasons (the metric is absent, a label matcher matches none of its series, with the values that
+do exist, a variable has no values, or the series exist but the expression drops them all or
+returns only NaN, which draws nothing), and one such query makes the panel empty. GPU queries
+on machines without a GPU (``medobs_gpu_info`` has no series) are reported as such and do not
+fail the check, unless a GPU is expected.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import math
 import re
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Literal
 
 import requests
@@ -46,6 +47,8 @@ class QueryError(Exception):
 class Reason:
     kind: Literal["absent", "labels", "expression", "variable", "error", "no-gpu"]
     message: str
+    #: The panel query without data: its refId and legend, as in "B ({{pool}} p99)".
+    query: str = ""
 
 
 @dataclass
@@ -206,52 +209,73 @@ def diagnose(expr: str, prometheus: Prometheus, window: Window) -> list[Reason]:
     return list(dict.fromkeys(reasons))
 
 
-def _is_gpu_panel(panel: dict[str, Any]) -> bool:
-    """Whether every metric the panel queries comes from a GPU exporter."""
+def _is_gpu_query(query: dict[str, Any]) -> bool:
+    """Whether every metric the query reads comes from a GPU exporter."""
     try:
-        trees = [promql.parse_template(q["expr"]) for q in queries(panel)]
+        tree = promql.parse_template(query["expr"])
     except ValueError:
         return False
-    entries = [catalog.lookup(promql.metric_name(s) or "") for tree in trees for s in promql.selectors(tree)]
+    entries = [catalog.lookup(promql.metric_name(s) or "") for s in promql.selectors(tree)]
     return bool(entries) and all(e is not None and e.source in GPU_SOURCES for e in entries)
+
+
+def _label(query: dict[str, Any]) -> str:
+    """How a report names a panel query: its refId, and its legend when it has one."""
+    legend = query.get("legendFormat")
+    return f"{query.get('refId', '?')} ({legend})" if legend else str(query.get("refId", "?"))
+
+
+def _query_reasons(
+    query: dict[str, Any], values: dict[str, str], problems: dict[str, str], prometheus: Prometheus, window: Window,
+) -> list[Reason]:
+    """Why one panel query draws nothing over the window; [] when it has data."""
+    missing = [problems[v] for v in promql.variables_in(query["expr"]) if v in problems]
+    if missing:
+        return [Reason("variable", message) for message in missing]
+    expr = promql.substitute(query["expr"], values)
+    try:
+        found = prometheus.values(expr, window.start, window.end, bool(query.get("instant")))
+        if any(not math.isnan(value) for value in found):
+            return []
+        return [Reason("expression", ONLY_NAN)] if found else diagnose(expr, prometheus, window)
+    except QueryError as error:
+        return [Reason("error", f"Prometheus rejected {expr!r}: {error}")]
+    except ValueError as error:
+        return [Reason("error", f"invalid PromQL {expr!r}: {error}")]
 
 
 def check_panel(
     board: Board, panel: dict[str, Any], values: dict[str, str], problems: dict[str, str],
-    prometheus: Prometheus, window: Window, gpus_present: bool,
+    prometheus: Prometheus, window: Window, excuse_gpu: bool,
 ) -> PanelResult:
+    """The panel is ok when every query has data; ``excuse_gpu``: a GPU query without data is "no GPU"."""
     result = PanelResult(board.title, board.uid, str(panel.get("title", "")))
+    statuses: set[Status] = set()
     for query in queries(panel):
-        missing = [problems[v] for v in promql.variables_in(query["expr"]) if v in problems]
-        if missing:
-            result.reasons += [Reason("variable", message) for message in missing]
+        reasons = _query_reasons(query, values, problems, prometheus, window)
+        if not reasons:
             continue
-        expr = promql.substitute(query["expr"], values)
-        try:
-            found = prometheus.values(expr, window.start, window.end, bool(query.get("instant")))
-            if any(not math.isnan(value) for value in found):
-                return PanelResult(result.dashboard, result.uid, result.panel)
-            result.reasons += [Reason("expression", ONLY_NAN)] if found else diagnose(expr, prometheus, window)
-        except QueryError as error:
-            result.reasons.append(Reason("error", f"Prometheus rejected {expr!r}: {error}"))
-        except ValueError as error:
-            result.reasons.append(Reason("error", f"invalid PromQL {expr!r}: {error}"))
-    result.reasons = list(dict.fromkeys(result.reasons))
-    if not gpus_present and _is_gpu_panel(panel):
-        result.status = "no-gpu"
-        result.reasons = [Reason("no-gpu", f"no GPU here: {gpu.INFO.name} has no series in the last {window.label}")]
-    else:
-        result.status = "empty"
+        if excuse_gpu and _is_gpu_query(query):
+            reasons = [Reason("no-gpu", f"no GPU here: {gpu.INFO.name} has no series in the last {window.label}")]
+            statuses.add("no-gpu")
+        else:
+            statuses.add("empty")
+        result.reasons += [replace(reason, query=_label(query)) for reason in dict.fromkeys(reasons)]
+    result.status = "empty" if "empty" in statuses else "no-gpu" if statuses else "ok"
     return result
 
 
-def check(boards: Sequence[Board], prometheus: Prometheus, window: Window) -> list[PanelResult]:
-    gpus_present = bool(prometheus.series(gpu.INFO.name, window.start, window.end))
+def check(
+    boards: Sequence[Board], prometheus: Prometheus, window: Window, expect_gpu: bool = False,
+) -> list[PanelResult]:
+    """Every panel of ``boards``; GPU queries without data are "no GPU" on a machine without a GPU,
+    unless ``expect_gpu``, which makes them empty like any other."""
+    excuse_gpu = not expect_gpu and not prometheus.series(gpu.INFO.name, window.start, window.end)
     results = []
     for board in boards:
         values, problems = resolve_variables(board, prometheus, window)
         results += [
-            check_panel(board, panel, values, problems, prometheus, window, gpus_present) for panel in board.panels()
+            check_panel(board, panel, values, problems, prometheus, window, excuse_gpu) for panel in board.panels()
         ]
     return results
 

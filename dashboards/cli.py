@@ -23,17 +23,31 @@ def cmd_lint(args: argparse.Namespace) -> int:
     return 1 if violations else 0
 
 
+def _explained(reasons: list[check.Reason]) -> str:
+    """A panel's reasons on one line, the queries with the same reasons named together."""
+    by_query: dict[str, list[str]] = {}
+    for reason in reasons:
+        by_query.setdefault(reason.query, []).append(reason.message)
+    together: dict[tuple[str, ...], list[str]] = {}
+    for query, messages in by_query.items():
+        together.setdefault(tuple(messages), []).append(query)
+    return "; ".join(
+        f"{'query' if len(names) == 1 else 'queries'} {', '.join(names)}: {'; '.join(messages)}"
+        for messages, names in together.items()
+    )
+
+
 def cmd_check(args: argparse.Namespace) -> int:
     boards = load(args.dashboards)
     window = check.window_of(args.range, args.rate_interval)
     prometheus = check.Prometheus(args.prometheus, args.timeout)
-    results = check.check(boards, prometheus, window)
+    results = check.check(boards, prometheus, window, args.expect_gpu)
     counts = check.summary(results)
     if args.format == "json":
         print(json.dumps(check.as_json(results, args.prometheus, window), indent=2))
     else:
         for result in results:
-            reasons = "; ".join(reason.message for reason in result.reasons)
+            reasons = _explained(result.reasons)
             line = f"{_STATUS_WORDS[result.status]:<7} {result.dashboard} / {result.panel}"
             print(f"{line}: {reasons}" if reasons else line)
         print(
@@ -87,10 +101,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "check", help="run every panel's queries against a Prometheus and explain the empty ones",
         description=(
             "Run every panel's queries against PROMETHEUS over the last --range, with the dashboard variables set "
-            "to all their values in that Prometheus. Each panel without data is reported with the reason: a "
-            "metric absent, labels that match no series (and the values that exist), a variable without values, "
-            "or an expression that drops every series. GPU panels on machines without a GPU are reported as such "
-            "and do not count as failures. Exit 1 when a panel is empty."
+            "to all their values in that Prometheus. Every query of a panel must return data: each query without "
+            "data is reported with the reason (a metric absent, labels that match no series and the values that "
+            "exist, a variable without values, or an expression that drops every series) and makes the panel "
+            "empty. GPU panels on machines without a GPU are reported as such and do not count as failures, "
+            "unless --expect-gpu. Exit 1 when a panel is empty."
         ),
     )
     _dashboards_argument(checker)
@@ -102,6 +117,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     checker.add_argument("--timeout", type=float, default=30.0, help="seconds per Prometheus request (default: %(default)s)")
     checker.add_argument("--format", choices=("text", "json"), default="text", help="output format (default: %(default)s)")
+    checker.add_argument(
+        "--expect-gpu", action="store_true",
+        help="this Prometheus should have GPU data: GPU panels without it are empty (a failure), not \"no GPU\"",
+    )
     checker.set_defaults(handler=cmd_check)
 
     publisher = commands.add_parser(

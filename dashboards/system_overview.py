@@ -86,7 +86,7 @@ def _ml() -> Row:
             SECONDS, *quantiles(JOB_INSTANCE(inference.REQUEST_DURATION.bucket)), width=6,
         ),
         timeseries(
-            "Throughput", "Images (instances) sent for prediction per second.",
+            "Throughput", "Images (instances) the model returned predictions for, per second.",
             IMAGES_PER_SECOND, target(f"sum by (model) ({rate(JOB_INSTANCE(inference.IMAGES.name))})", "{{model}}"),
             width=6,
         ),

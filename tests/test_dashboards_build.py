@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 import yaml
+from promql_parser import BinaryExpr, VectorSelector
 
 from medobs import REPO_ROOT, catalog, scrape
 from medobs.catalog import gpu, inference, queue, slo
@@ -18,6 +19,7 @@ from medobs.links import DASHBOARD_UIDS
 
 BOARDS = {board.path.stem: board for board in load([BUILT_DASHBOARDS])}
 COMPOSE = yaml.safe_load((REPO_ROOT / "docker-compose.yml").read_text())
+BUILT_RULES = REPO_ROOT / "build" / "prometheus" / "rules"
 GRAFANA_VARIABLE = re.compile(r"\$\{\w+(?::\w+)?\}|\$\w+|\[\[\w+\]\]")
 
 
@@ -140,7 +142,17 @@ def test_slo_board_shows_each_slo_from_the_recording_rules():
     rows = [p for p in board.model["panels"] if p["type"] == "row"]
     assert [r["repeat"] for r in rows] == ["slo"]
     burn = exprs("slo", "Burn rate per window")
-    assert [e.split("{")[0] for e in burn] == [slo.ERROR_RATIO[w].name for w in slo.ALERT_WINDOWS]
+    assert len(burn) == len(slo.ALERT_WINDOWS)
+    recorded = {rule["record"] for path in BUILT_RULES.glob("slo-*.yml")
+                for group in yaml.safe_load(path.read_text())["groups"] for rule in group["rules"] if "record" in rule}
+    for window, expr in zip(slo.ALERT_WINDOWS, burn):
+        # the burn rate: the window's error ratio divided by the error budget, SLO by SLO
+        tree = promql.parse_template(expr)
+        assert isinstance(tree, BinaryExpr) and str(tree.op) == "/", expr
+        assert str(tree.modifier.matching) == "on (service, slo)", expr
+        assert isinstance(tree.lhs, VectorSelector) and isinstance(tree.rhs, VectorSelector), expr
+        assert (tree.lhs.name, tree.rhs.name) == (slo.ERROR_RATIO[window].name, slo.ERROR_BUDGET.name), expr
+        assert {tree.lhs.name, tree.rhs.name} <= recorded, expr
     (sli, objective) = exprs("slo", "SLI against objective")
     assert all(slo.ERROR_RATIO[p].name in sli for p in slo.PERIODS) and objective.startswith(slo.OBJECTIVE.name)
     assert exprs("slo", "Error budget remaining")[0].startswith(slo.BUDGET_REMAINING.name)

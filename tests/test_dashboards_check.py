@@ -4,7 +4,9 @@ The queue server exposes the medobs queue exporter's metrics with realistic labe
 the oldest-message age is missing and KEDA's view names the queue ``medical-data`` (a typo)
 instead of ``medical_data``; the GPU server is the GPU exporter on a machine without a GPU
 (``medobs_gpu_up 0``, no ``medobs_gpu_info``); the Redis server is redis_exporter on an idle
-Redis (keyspace hits and misses standing still).
+Redis (keyspace hits and misses standing still); the gateway server is micrometer's HikariCP
+usage timer without its percentiles (the sum and count alone, as when
+``management.metrics.distribution.percentiles`` is not set).
 """
 
 from __future__ import annotations
@@ -20,9 +22,10 @@ import requests
 import yaml
 from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import start_http_server
+from prometheus_client.core import SummaryMetricFamily
 from prometheus_client.registry import Collector
 
-from medobs.catalog import gpu, queue, redis
+from medobs.catalog import gateway, gpu, queue, redis
 from medobs.dashboards import check
 from medobs.dashboards.model import BUILT_DASHBOARDS, load
 from medobs.exporters.base import counter, gauge
@@ -71,6 +74,19 @@ class IdleRedisExporterDouble(Collector):
         yield counter(redis.KEYSPACE_MISSES, 30)
 
 
+class HikariWithoutPercentiles(Collector):
+    """The gateway's HikariCP usage timer with its sum and count growing, but no quantile series."""
+
+    def __init__(self) -> None:
+        self.started = time.monotonic()
+
+    def collect(self):
+        elapsed = time.monotonic() - self.started
+        usage = SummaryMetricFamily(gateway.HIKARI_USAGE.name, gateway.HIKARI_USAGE.help, labels=["pool"])
+        usage.add_metric(["HikariPool-1"], count_value=100 + 20 * elapsed, sum_value=1 + 0.2 * elapsed)
+        yield usage
+
+
 class GpuExporterWithoutGpu(Collector):
     def collect(self):
         yield gauge(gpu.UP, 0)
@@ -106,12 +122,14 @@ def prometheus(tmp_path_factory) -> Iterator[str]:
     queue_port, queue_server = serve(QueueExporterDouble())
     gpu_port, gpu_server = serve(GpuExporterWithoutGpu())
     redis_port, redis_server = serve(IdleRedisExporterDouble())
+    gateway_port, gateway_server = serve(HikariWithoutPercentiles())
     config = {
         "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
         "scrape_configs": [
             {"job_name": "rabbitmq", "static_configs": [{"targets": [f"127.0.0.1:{queue_port}"]}]},
             {"job_name": "gpu", "static_configs": [{"targets": [f"127.0.0.1:{gpu_port}"]}]},
             {"job_name": "redis", "static_configs": [{"targets": [f"127.0.0.1:{redis_port}"]}]},
+            {"job_name": "api-gateway", "static_configs": [{"targets": [f"127.0.0.1:{gateway_port}"]}]},
         ],
     }
     (folder / "prometheus.yml").write_text(yaml.safe_dump(config))
@@ -129,14 +147,14 @@ def prometheus(tmp_path_factory) -> Iterator[str]:
             query = "count_over_time(medobs_queue_published_messages_total[1m])"
             result = requests.get(f"{url}/api/v1/query", params={"query": query}, timeout=2).json()["data"]["result"]
             scraped = requests.get(f"{url}/api/v1/query", params={"query": "up"}, timeout=2).json()["data"]["result"]
-            return len(scraped) == 3 and bool(result) and float(result[0]["value"][1]) >= 3
+            return len(scraped) == 4 and bool(result) and float(result[0]["value"][1]) >= 3
 
         wait_for(enough_samples, what="three scrapes of the test servers")
         yield url
     finally:
         process.terminate()
         process.wait(10)
-        for server in (queue_server, gpu_server, redis_server):
+        for server in (queue_server, gpu_server, redis_server, gateway_server):
             server.shutdown()
 
 
@@ -174,7 +192,19 @@ def test_panels_with_data_are_ok(report):
 def test_an_empty_panel_says_why(report, title, kind, message):
     checked = panel(report, "Message Queue", title)
     assert checked["status"] == "empty"
-    assert checked["reasons"] == [{"kind": kind, "message": message}]
+    assert checked["reasons"] == [{"kind": kind, "message": message, "query": "A ({{queue}})"}]
+
+
+def test_a_panel_with_one_empty_query_is_empty_and_names_that_query(report):
+    """Query time's mean (from the usage timer's sum and count) has data, its p95 / p99 do not:
+    the panel is empty, and the report says which queries have no data and why."""
+    checked = panel(report, "Database", "Query time")
+    assert checked["status"] == "empty"
+    absent = "metric hikaricp_connections_usage_seconds (exposed by hikaricp) is absent: no series in the last 5m"
+    assert checked["reasons"] == [
+        {"kind": "absent", "message": absent, "query": "A ({{pool}} p95)"},
+        {"kind": "absent", "message": absent, "query": "B ({{pool}} p99)"},
+    ]
 
 
 def test_variable_without_values_is_the_reason(report):
@@ -190,7 +220,7 @@ def test_a_panel_of_only_nan_is_empty_and_says_why(report):
     as nothing, so the panel is empty although its series exist."""
     checked = panel(report, "Database", "Redis hit ratio")
     assert checked["status"] == "empty"
-    assert checked["reasons"] == [{"kind": "expression", "message": check.ONLY_NAN}]
+    assert checked["reasons"] == [{"kind": "expression", "message": check.ONLY_NAN, "query": "A (hit ratio)"}]
 
 
 def test_gpu_panels_on_a_machine_without_gpu_are_reported_as_such(report):
@@ -216,8 +246,11 @@ def test_text_output_has_one_line_per_panel_and_a_summary(prometheus, report):
     assert result.returncode == 1
     lines = result.stdout.strip().splitlines()
     assert len(lines) == report["summary"]["panels"] + 1
-    assert "EMPTY   Message Queue / Oldest message age: metric medobs_queue_oldest_message_age_seconds" in result.stdout
-    assert "NO GPU  GPU / GPU utilisation: no GPU here" in result.stdout
+    assert ("EMPTY   Message Queue / Oldest message age: query A ({{queue}}): "
+            "metric medobs_queue_oldest_message_age_seconds") in result.stdout
+    assert "NO GPU  GPU / GPU utilisation: query A ({{instance}} GPU {{gpu}}): no GPU here" in result.stdout
+    assert ("EMPTY   Database / Query time: queries A ({{pool}} p95), B ({{pool}} p99): metric "
+            "hikaricp_connections_usage_seconds (exposed by hikaricp) is absent: no series in the last 5m\n") in result.stdout
     assert lines[-1].endswith(f"{report['summary']['no-gpu']} GPU panels without a GPU")
 
 
@@ -229,6 +262,33 @@ def test_only_gpu_panels_empty_passes(prometheus, tmp_path):
     result = run_check(prometheus, str(tmp_path / "gpu.json"))
     assert result.returncode == 0, result.stdout
     assert "0 empty, 1 GPU panels without a GPU" in result.stdout
+
+
+def test_expect_gpu_makes_gpu_panels_without_gpu_data_empty(prometheus, report):
+    """Against a Prometheus that should have GPUs, their absence is a broken panel, not "no GPU"."""
+    result = run_check(prometheus, "--format", "json", "--expect-gpu")
+    assert result.returncode == 1
+    expecting = json.loads(result.stdout)
+    assert expecting["summary"]["no-gpu"] == 0
+    assert expecting["summary"]["empty"] == report["summary"]["empty"] + report["summary"]["no-gpu"]
+    utilisation = panel(expecting, "GPU", "GPU utilisation")
+    assert utilisation["status"] == "empty"
+    assert utilisation["reasons"] == [{
+        "kind": "absent", "query": "A ({{instance}} GPU {{gpu}})",
+        "message": "metric medobs_gpu_utilization_ratio (exposed by medobs-gpu) is absent: no series in the last 5m",
+    }]
+    assert panel(expecting, "GPU", "GPU exporter")["status"] == "ok"
+
+
+def test_expect_gpu_fails_a_board_of_only_gpu_panels(prometheus, tmp_path):
+    board = json.loads((BUILT_DASHBOARDS / "gpu.json").read_text())
+    board["panels"] = [p for p in board["panels"] if p["type"] == "row" or p["title"] == "GPU utilisation"]
+    (tmp_path / "gpu.json").write_text(json.dumps(board))
+    result = run_check(prometheus, "--expect-gpu", str(tmp_path / "gpu.json"))
+    assert result.returncode == 1, result.stdout
+    assert "EMPTY   GPU / GPU utilisation: query A ({{instance}} GPU {{gpu}}): metric medobs_gpu_utilization_ratio" \
+        in result.stdout
+    assert result.stdout.strip().splitlines()[-1].endswith("1 empty, 0 GPU panels without a GPU")
 
 
 def test_unreachable_prometheus_is_one_line():

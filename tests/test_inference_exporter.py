@@ -7,9 +7,11 @@ import time
 
 import pytest
 import requests
+from promql_parser import Call, NumberLiteral
 
 from medobs.catalog import lookup, names_in
 from medobs.catalog import inference as catalog
+from medobs.dashboards import promql
 from medobs.exporters.base import start_server
 from medobs.exporters.inference.collector import InferenceExporter
 
@@ -225,15 +227,25 @@ def test_bridged_histograms_give_prometheus_the_same_quantiles_as_the_source(sim
         http.server_close()
 
 
+def quantiles_of(expressions: list[str], series: str) -> set[float]:
+    """The q of every ``histogram_quantile(q, ...)`` over ``series`` in the expressions."""
+    calls = [node for expr in expressions for node, _ in promql.walk(promql.parse(expr))
+             if isinstance(node, Call) and node.func.name == "histogram_quantile"]
+    return {call.args[0].val for call in calls
+            if isinstance(call.args[0], NumberLiteral) and series in map(promql.metric_name, promql.selectors(call))}
+
+
 def test_the_readmes_promql_parses_and_uses_only_catalogued_metrics(tmp_path):
     promtool = require_binary("promtool")
     readme = (REPO / "README.md").read_text()
     section = readme[readme.index("### `medobs exporter inference`"):readme.index("## The metric catalog")]
     block = section.split("```promql\n", 1)[1].split("```", 1)[0]
     expressions = [line for line in block.splitlines() if line.strip() and not line.startswith("#")]
-    assert len(expressions) >= 7
+    assert len(expressions) >= 9
     for expr in expressions:
         assert all(lookup(name) for name in names_in(expr)), expr
+    # p50, p95 and p99 of the inference time, as the issue asks
+    assert {0.5, 0.95, 0.99} <= quantiles_of(expressions, catalog.REQUEST_DURATION.bucket)
     rules = {"groups": [{"name": "readme", "rules": [
         {"record": f"readme:inference:expr{i}", "expr": expr} for i, expr in enumerate(expressions)
     ]}]}
