@@ -20,8 +20,9 @@ The stack reads its configuration from a session copy of build/ (``build_dir``),
 can load other rules without touching the checkout: ``load_rules()`` replaces rule files there
 and reloads Prometheus, and returns what it replaced, to load back afterwards. A test that
 listens to the stack's receivers (``http://127.0.0.1:<9095 + offset>/<receiver>``) calls
-``restart_alertmanager()`` first, so that no notification state of an earlier test delays or
-suppresses its own.
+``restart_empty("alertmanager")`` first, so that no notification state of an earlier test delays or
+suppresses its own; ``restart_empty("prometheus")`` also forgets every series and alert of the
+earlier tests (an SLO's windows hold their faults for days).
 """
 
 from __future__ import annotations
@@ -105,12 +106,23 @@ class StackUnderTest:
         """The stack's PostgreSQL streaming replica."""
         return stack.REPLICA.replica(self.stack)
 
-    def restart_alertmanager(self) -> None:
-        """Alertmanager again, with empty storage: no alert, group or notification log of before."""
-        alertmanager = stack.component("alertmanager")
-        stack.stop(self.stack, alertmanager)
-        shutil.rmtree(self.stack.path("data", "alertmanager"), ignore_errors=True)
-        medobs(*self.args, "up", "--scrape-interval", f"{SCRAPE_INTERVAL}s", "--wait", "0", check=True, timeout=UP_TIMEOUT)
+    def restart_empty(self, *components: str, wait: float = 0) -> None:
+        """``components`` (``prometheus``, ``alertmanager``) again, with empty storage: no series,
+        alert, group or notification log of before. ``wait``: seconds to wait for Prometheus to
+        scrape every target."""
+        self.stop_empty(*components)
+        self.start(wait)
+
+    def stop_empty(self, *components: str) -> None:
+        """Stop ``components`` and remove their storage; ``start()`` starts them again, empty."""
+        for name in components:
+            stack.stop(self.stack, stack.component(name))
+            shutil.rmtree(self.stack.path("data", name), ignore_errors=True)
+
+    def start(self, wait: float = 0) -> None:
+        """Start whatever of the stack is not running; ``wait``: as in :meth:`restart_empty`."""
+        medobs(*self.args, "up", "--scrape-interval", f"{SCRAPE_INTERVAL}s", "--wait", str(wait), check=True,
+               timeout=UP_TIMEOUT + wait)
 
     def remove_backends(self) -> None:
         """Delete the vhost (with its queues) and the database the simulator created."""

@@ -188,6 +188,39 @@ def test_unit_tests_fail_when_the_rules_always_fire(tmp_path, domain):
     assert "healthy:" in result.stdout + result.stderr
 
 
+CRITICAL_XIDS = thresholds.DEFAULT.gpu.critical_xids
+#: Application XIDs (13 graphics engine exception, 31 MMU fault, 43 stopped channel): a bug or a
+#: killed process, not the GPU; alerts/tests/gpu.yml feeds them beside critical ones.
+APPLICATION_XIDS = (13, 31, 43)
+
+
+def _xid_regex(codes) -> str:
+    return 'xid=~"' + "|".join(str(code) for code in codes) + '"'
+
+
+def test_every_critical_xid_fires_in_a_unit_test_beside_application_xids():
+    groups = [group for group in unittests.load(unittests.SOURCE_DIR / "gpu.yml")["tests"] if group["name"].startswith("failure:")]
+    fired = {
+        int(alert["exp_labels"]["xid"])
+        for group in groups for case in group["alert_rule_test"] if case["alertname"] == "GpuXidCriticalError"
+        for alert in case.get("exp_alerts") or []
+    }
+    fed = {int(m) for group in groups for s in group["input_series"] for m in re.findall(r'xid="(\d+)"', s["series"])}
+    assert fired == set(CRITICAL_XIDS)
+    assert set(APPLICATION_XIDS) <= fed - fired
+
+
+@pytest.mark.parametrize("codes", [
+    *[tuple(c for c in CRITICAL_XIDS if c != left_out) for left_out in CRITICAL_XIDS],
+    *[(*CRITICAL_XIDS, added) for added in APPLICATION_XIDS],
+], ids=lambda codes: "+".join(map(str, sorted(set(codes) ^ set(CRITICAL_XIDS)))))
+def test_the_gpu_unit_tests_fail_when_a_critical_xid_is_missed_or_an_application_xid_pages(tmp_path, codes):
+    assert _xid_regex(CRITICAL_XIDS) in next(a.expr for a in ALERTS if a.name == "GpuXidCriticalError")
+    result = _promtool_on_mutated_rules(tmp_path, "gpu", lambda expr: expr.replace(_xid_regex(CRITICAL_XIDS), _xid_regex(codes)))
+    assert result.returncode != 0
+    assert set(re.findall(r"alertname: (\w+)", result.stdout + result.stderr)) == {"GpuXidCriticalError"}
+
+
 # --- runbooks ---------------------------------------------------------------------------------
 
 

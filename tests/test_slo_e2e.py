@@ -22,6 +22,10 @@ SHARE = 0.5  # of the gateway's requests answered 500 during the burst
 BURST = 120  # seconds
 HEALTHY = 10  # seconds of healthy traffic before and after the burst, inside the window
 RATE = 10  # requests/s: the simulator's default, which the stack's tests keep
+#: What the burst injects: SHARE of RATE requests a second for BURST seconds (600 errors).
+NOMINAL_ERRORS = SHARE * RATE * BURST
+#: How far the errors counted may be from NOMINAL_ERRORS (see the test's docstring): 30 errors.
+NOMINAL_TOLERANCE = 0.05
 BUDGET = 0.001  # api-gateway/availability: 99.9 %
 PAGE = {"alertname": "ApiGatewayAvailabilityBudgetBurn", "severity": "critical", "long_window": "1h",
         "short_window": "5m", "service": "api-gateway", "slo": "availability"}
@@ -101,15 +105,26 @@ def test_report_shows_the_injected_errors_as_consumed_budget_and_lists_the_page(
 
     What was injected: the requests the gateway answered in the window, and the 5xx among them,
     from the gateway's own exposition read at both edges (and the same from the simulator's
-    clients, who received every answer). Tolerance: the acceptance allows the report 5 % on the
-    consumed budget. Here it gets none: the report counts, per counter, its last sample at or
-    before the window's end minus its last sample at or before the start (a series that first
-    appears in the window, as each route's "500" series does with the burst, from zero), and at
-    both edges the counters stood still for at least one successful scrape, so those samples
-    hold exactly the counts read from the gateway. The counts must match to the request, and
-    the consumed budget, bad / (0.001 x all), to floating-point rounding (1e-9). (``rate()`` x
-    seconds, which the report used before, misses each new series' first scrape and extrapolates
-    the quiet edges: 597.9 errors of 1,384.7 requests for 600 of 1,396 in one run.)
+    clients, who received every answer). Those 5xx must be the burst the test sets up,
+    NOMINAL_ERRORS = SHARE x RATE x BURST, within 5 % (30 errors), so that a simulator that
+    injects another share or rate fails here, whatever the report says. Why 5 % suffices: the
+    traffic loop sends RATE requests a second on a fixed schedule (catching up when late by
+    under a second) and skips none (checked below); every request of its mix has a gateway
+    route, which the rate limiter (100/s per route) never refuses at RATE; the gateway's error
+    Share answers exactly SHARE of the routed requests with 500, to one request; healthy
+    traffic gets no 5xx. What varies is the burst's length: BURST plus this test's last
+    one-second poll (5 errors a second), less any second the loaded machine stalls the loop
+    beyond its catching up (5 errors each).
+
+    Tolerance of the report: the acceptance allows it 5 % on the consumed budget. Here it gets
+    none: the report counts, per counter, its last sample at or before the window's end minus its
+    last sample at or before the start (a series that first appears in the window, as each route's
+    "500" series does with the burst, from zero), and at both edges the counters stood still for at
+    least one successful scrape, so those samples hold exactly the counts read from the gateway.
+    The counts must match to the request, and the consumed budget, bad / (0.001 x all), to
+    floating-point rounding (1e-9). (``rate()`` x seconds, which the report used before, misses
+    each new series' first scrape and extrapolates the quiet edges: 597.9 errors of 1,384.7
+    requests for 600 of 1,396 in one run.)
 
     Why the page (14.4x over 1h and 5m: an error ratio above 1.44 % in both windows, and at
     least 100 requests in the hour) must fire during the burst, which answers 5 errors/s: the
@@ -145,6 +160,9 @@ def test_report_shows_the_injected_errors_as_consumed_budget_and_lists_the_page(
     answered = gateway_after - gateway_before
     received = clients_after - clients_before
     injected, requests_all = answered["5xx"], answered["all"]
+    assert injected == pytest.approx(NOMINAL_ERRORS, rel=NOMINAL_TOLERANCE), (
+        f"{injected:.0f} 5xx in a burst of {burst_ended - burst_started:.1f}s; set up: {SHARE} of {RATE}/s for "
+        f"{BURST}s = {NOMINAL_ERRORS:.0f}")
     # the simulator's clients received every answer the gateway counted: nothing lost, nothing skipped
     assert received["error"] == 0 and received["skipped"] == 0
     assert received["500"] == injected and sum(v for k, v in received.items() if k.isdigit()) == requests_all

@@ -3,6 +3,7 @@ slow requests, a queue backlog, dead letters and fired alerts (promtool tsdb cre
 openmetrics), then the report's numbers checked against what was put in."""
 
 import json
+import re
 from datetime import UTC, datetime, timedelta
 
 import promql_parser
@@ -108,6 +109,65 @@ def test_month_window_and_schema(february):
     window = slos["api-gateway/availability"]["window"]
     assert window == {"label": "2024-02", "start": "2024-02-01T00:00:00Z", "end": "2024-03-01T00:00:00Z",
                       "seconds": 29 * 86400, "complete": True}
+
+
+#: docs/slo.md's JSON table: each type (optionally "or null") and what a value of it is.
+JSON_TYPES = {
+    "string": lambda v: isinstance(v, str),
+    "time": lambda v: isinstance(v, str) and v.endswith("Z") and datetime.fromisoformat(v.replace("Z", "+00:00")) is not None,
+    "number": lambda v: isinstance(v, int | float) and not isinstance(v, bool),
+    "boolean": lambda v: isinstance(v, bool),
+    "object": lambda v: isinstance(v, dict),
+    "map": lambda v: isinstance(v, dict),  # free keys (labels): not checked one by one
+    "list": lambda v: isinstance(v, list),
+}
+
+
+def documented_json_fields() -> dict[str, str]:
+    """``{path: type}`` from the JSON fields table of docs/slo.md: ``slos[].window.start``;
+    ``.end`` after it in the same cell is its sibling ``slos[].window.end``."""
+    section = (REPO_ROOT / "docs" / "slo.md").read_text().split("### JSON fields", 1)[1]
+    table = section[section.index("\n| field |") + 1:].split("\n\n", 1)[0]
+    rows = table.splitlines()[2:]  # after the header and its |---| line
+    fields = {}
+    for row in rows:
+        cell, kind = (c.strip() for c in row.strip("|").split("|")[:2])
+        first, *siblings = re.findall(r"`([^`]+)`", cell)
+        parent = first.rsplit(".", 1)[0] + "." if "." in first else ""
+        for path in (first, *(parent + s.removeprefix(".") for s in siblings)):
+            fields[path] = kind
+    return fields
+
+
+def report_fields(value, path: str, documented: dict[str, str]) -> set[str]:
+    """The paths of ``value`` (at ``path``) and below, each checked against ``documented``: an
+    object's keys are exactly the documented ones, every value of its documented type."""
+    if isinstance(value, list):
+        return {found for item in value for found in report_fields(item, path, documented)}
+    if not isinstance(value, dict) or documented.get(path) == "map":
+        return set()
+    prefix = f"{path}." if path else ""
+    children = {p.removeprefix(prefix).removesuffix("[]"): p for p in documented
+                if p.startswith(prefix) and "." not in p.removeprefix(prefix)}
+    assert set(value) == set(children), f"{path or 'the report'}: keys {sorted(value)}, documented {sorted(children)}"
+    found = set(children.values())
+    for key, child in children.items():
+        kind = documented[child]
+        allowed = kind.removesuffix(" or null")
+        assert (value[key] is None and kind.endswith(" or null")) or JSON_TYPES[allowed](value[key]), (child, value[key])
+        found |= report_fields(value[key], child, documented)
+    return found
+
+
+def test_json_fields_are_exactly_the_documented_ones(february):
+    """Every object of the report, each slos[] entry and its window, events, error_budget,
+    alerts[] and burn_down[] among them, has exactly the fields of docs/slo.md's table, of the
+    documented types; and February's report shows every documented field somewhere."""
+    documented = documented_json_fields()
+    assert {"slos[].window.complete", "slos[].error_budget.remaining_ratio", "slos[].alerts[].episodes",
+            "slos[].burn_down[].remaining_ratio", "slos[].events.total"} <= set(documented)
+    assert set(documented.values()) <= {*JSON_TYPES, *(f"{t} or null" for t in JSON_TYPES)}
+    assert report_fields(february[1], "", documented) == set(documented)
 
 
 def test_availability_counts_the_injected_errors(february):
