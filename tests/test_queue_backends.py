@@ -8,6 +8,7 @@ import ssl
 import subprocess
 import threading
 import time
+import warnings
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -190,15 +191,21 @@ def test_tls_to_the_management_api_verifies_the_certificate_as_told(env, monkeyp
     monkeypatch.setenv("REQUESTS_CA_BUNDLE", certifi.where())
     tls_flags = {"system CAs": (), "--ca-file": ("--ca-file", str(ca_file)), "--insecure-skip-verify": (trust,)}[trust]
     flags = ("--rabbitmq-url", base_url, "--include-vhost", "no-such-vhost", "--scrape-timeout-ceiling", "5", *tls_flags)
-    with caplog.at_level(logging.INFO, logger="medobs"), serving(*flags) as (_, url):
-        samples = scrape(url)
+    with caplog.at_level(logging.INFO, logger="medobs"), warnings.catch_warnings(record=True) as python_warnings:
+        warnings.simplefilter("always")
+        with serving(*flags) as (_, url):
+            samples = scrape(url)
+    assert not [w for w in python_warnings if "Unverified HTTPS" in str(w.message)], "urllib3 warns on every request"
     if trust == "system CAs":  # the private CA is not among them: the handshake fails
         assert value(samples, catalog.UP.name) == 0
         errors = {dict(labels)["kind"]: v for (name, labels), v in samples.items() if name == catalog.SCRAPE_ERRORS.name}
         assert errors == {"tls": 1}
-        warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
-        assert len(warnings) == 1 and "tls error" in warnings[0] and "certificate verify failed" in warnings[0], warnings
+        said = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+        assert len(said) == 1 and "tls error" in said[0] and "certificate verify failed" in said[0], said
     else:
         assert value(samples, catalog.UP.name) == 1
         assert value(samples, catalog.NODE_UP.name, node="rabbit@localhost") == 1
+        said = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+        assert said == (["the broker's TLS certificate is not verified (--insecure-skip-verify)"]
+                        if trust == "--insecure-skip-verify" else [])
     assert not any(PASSWORD in r.getMessage() for r in caplog.records)

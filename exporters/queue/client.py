@@ -4,11 +4,13 @@ every failure turned into a :class:`CollectionError` of a small fixed set of kin
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import requests
+import urllib3
 
 from medobs.exporters.base import CollectionError, Deadline, safe_url
 
@@ -16,6 +18,8 @@ from medobs.exporters.base import CollectionError, Deadline, safe_url
 ERROR_KINDS = ("connection", "tls", "timeout", "http_401", "http_error", "malformed")
 
 _CHUNK = 1 << 16
+
+log = logging.getLogger("medobs.exporter.queue")
 
 
 @dataclass(frozen=True)
@@ -46,6 +50,10 @@ class HttpClient:
         # Passed with each request: requests lets REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE override a
         # Session's verify (psf/requests#3829), which would ignore --ca-file and --insecure-skip-verify.
         self.verify = tls.verify()
+        if tls.insecure:
+            # Said once here, not by urllib3 on every request of every scrape.
+            urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
+            log.warning("the broker's TLS certificate is not verified (--insecure-skip-verify)")
         self.session.cert = tls.cert()
         self.session.headers["Accept-Encoding"] = "identity"
 
