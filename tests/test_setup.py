@@ -1,6 +1,7 @@
 """The README's two set-up commands: what `make up` and `make test` run, in which order, and the
 system check they start with."""
 
+import os
 import re
 import subprocess
 
@@ -22,7 +23,9 @@ def dry_run(command: str) -> list[str]:
     """The recipe lines ``command`` (``make TARGET``) runs from a fresh clone: ``make -n -B``,
     every target remade as on a machine without .venv, nothing executed."""
     make, target = command.split()
-    result = subprocess.run([require_binary(make), "-n", "-B", target], cwd=REPO_ROOT,
+    # as typed in a shell, not as a sub-make of `make test` (which would add "make[1]: ..." lines)
+    fresh = {name: value for name, value in os.environ.items() if name not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL")}
+    result = subprocess.run([require_binary(make), "-n", "-B", target], cwd=REPO_ROOT, env=fresh,
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     return [line.strip() for line in result.stdout.splitlines()]
