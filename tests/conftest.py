@@ -3,6 +3,7 @@ end-to-end tests' local stack."""
 
 from __future__ import annotations
 
+import re
 import shutil
 import socket
 import subprocess
@@ -39,6 +40,17 @@ def require_binary(name: str) -> str:
     if path is None:
         pytest.fail(f"{name} is not installed: run .ci/install-system-deps (as root)")
     return path
+
+
+def readme_section(start: str, end: str) -> str:
+    """The README from the heading ``start`` up to the heading ``end``."""
+    readme = (REPO / "README.md").read_text()
+    return readme[readme.index(start):readme.index(end)]
+
+
+def promql_blocks(markdown: str) -> list[str]:
+    """The contents of the ```promql blocks of ``markdown``."""
+    return re.findall(r"```promql\n(.*?)```", markdown, flags=re.S)
 
 
 # The whole local stack, shared by the end-to-end tests (tests/stack_support.py); defined once here

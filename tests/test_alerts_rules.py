@@ -13,7 +13,7 @@ from medobs.alerts import DOMAINS, all_alerts, alerts_by_domain, build, model, t
 from medobs.alerts.model import REQUIRED_ANNOTATIONS, REQUIRED_LABELS, SEVERITIES
 from medobs.output import to_yaml
 
-from .conftest import require_binary
+from .conftest import promql_blocks, require_binary
 from .crd_support import crd_validator
 
 ALERTS = all_alerts()
@@ -253,7 +253,7 @@ def test_every_alert_has_a_runbook_with_meaning_three_checks_mitigation_and_esca
 @pytest.mark.parametrize("name", NAMES)
 def test_runbook_promql_uses_only_catalogued_metrics(name):
     text = (RUNBOOKS / f"{name}.md").read_text()
-    for block in re.findall(r"```promql\n(.*?)```", text, flags=re.S):
+    for block in promql_blocks(text):
         assert unknown_metrics(block) == set(), f"{name}: {block}"
 
 

@@ -2,7 +2,6 @@
 
 import json
 import logging
-import re
 import socket
 import subprocess
 import time
@@ -16,7 +15,7 @@ from medobs.exporters.gpu import pods
 from medobs.exporters.gpu.podresources import Allocation, list_allocations
 from medobs.exporters.gpu.session import Device
 
-from .conftest import REPO, require_binary
+from .conftest import REPO, promql_blocks, readme_section, require_binary
 from .fake_pynvml import FakeGpu, FakeNVML
 from .gpu_support import named, running, samples, scrape, wait_for
 from .kubelet_server import NODE, PB, U0, U1, container, devices, kubelet, pod  # noqa: F401 (kubelet: a fixture)
@@ -153,17 +152,11 @@ def _selector(name: str, labels: dict[str, str]) -> str:
     return name + "{" + ", ".join(f'{key}="{value}"' for key, value in labels.items()) + "}"
 
 
-def _promql_blocks(markdown: str) -> str:
-    return "\n".join(re.findall(r"```promql\n(.*?)```", markdown, flags=re.S))
-
-
 def documented_pod_joins() -> list[tuple[str, str]]:
     """(where, expression) of every join with medobs_gpu_pod_info the documentation shows."""
-    readme = (REPO / "README.md").read_text()
-    section = readme[readme.index("### `medobs exporter gpu`"):readme.index("### `medobs exporter queue`")]
     texts = {
-        "README.md": _promql_blocks(section),
-        "docs/exporters/gpu.md": _promql_blocks((REPO / "docs/exporters/gpu.md").read_text()),
+        "README.md": "\n".join(promql_blocks(readme_section("### `medobs exporter gpu`", "### `medobs exporter queue`"))),
+        "docs/exporters/gpu.md": "\n".join(promql_blocks((REPO / "docs/exporters/gpu.md").read_text())),
         "exporters/gpu/pods.py": pods.__doc__,
     }
     joins = [

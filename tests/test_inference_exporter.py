@@ -15,7 +15,7 @@ from medobs.dashboards import promql
 from medobs.exporters.base import start_server
 from medobs.exporters.inference.collector import InferenceExporter
 
-from .conftest import REPO, free_port, require_binary
+from .conftest import free_port, promql_blocks, readme_section, require_binary
 from .inference_support import MODEL, Exposition, serve_fixed_answer, simulated_tfserving, wait_until
 
 
@@ -237,9 +237,7 @@ def quantiles_of(expressions: list[str], series: str) -> set[float]:
 
 def test_the_readmes_promql_parses_and_uses_only_catalogued_metrics(tmp_path):
     promtool = require_binary("promtool")
-    readme = (REPO / "README.md").read_text()
-    section = readme[readme.index("### `medobs exporter inference`"):readme.index("## The metric catalog")]
-    block = section.split("```promql\n", 1)[1].split("```", 1)[0]
+    block = promql_blocks(readme_section("### `medobs exporter inference`", "## The metric catalog"))[0]
     expressions = [line for line in block.splitlines() if line.strip() and not line.startswith("#")]
     assert len(expressions) >= 9
     for expr in expressions:
