@@ -13,6 +13,11 @@ class UserError(Exception):
     """A mistake the user can fix: reported as one line, exit status 2, no traceback."""
 
 
+def first_line(error: Exception) -> str:
+    """An error's first line, for a one-line message (its type's name when it says nothing)."""
+    return (str(error).strip().splitlines() or [type(error).__name__])[0]
+
+
 def port_offset_from_environment() -> int:
     """``$MEDOBS_PORT_OFFSET`` (0 when unset), read when a command runs: a bad value is one line."""
     text = os.environ.get("MEDOBS_PORT_OFFSET", "").strip() or "0"

@@ -22,8 +22,6 @@ from medobs.output import to_yaml, to_yaml_documents
 from medobs.simulator.tfserving import MODEL
 
 IMAGE = f"registry.med-diagnosis.com/medobs:{__version__}"
-#: The proxy port of the inference sidecar (TF Serving REST is 8501 in the same pod).
-INFERENCE_PROXY_PORT = 8502
 T4_NODES = {"cloud.google.com/gke-accelerator": "nvidia-tesla-t4"}
 POD_RESOURCES_DIR = "/var/lib/kubelet/pod-resources"
 RABBITMQ_SECRET = "rabbitmq-monitoring"
@@ -134,11 +132,11 @@ def inference_sidecar_patch() -> dict[str, Any]:
         [
             "exporter", "inference", "--listen", f":{job.port}",
             "--tfserving-url", f"http://127.0.0.1:{tfserving.port}", "--model", MODEL,
-            "--proxy-listen", f":{INFERENCE_PROXY_PORT}",
+            "--proxy-listen", f":{scrape.INFERENCE_PROXY_PORT}",
         ],
         resources={"requests": {"cpu": "100m", "memory": "64Mi"}, "limits": {"memory": "160Mi"}},
     )
-    container["ports"].append({"name": "predict-proxy", "containerPort": INFERENCE_PROXY_PORT})
+    container["ports"].append({"name": "predict-proxy", "containerPort": scrape.INFERENCE_PROXY_PORT})
     return {"spec": {"template": {"spec": {"containers": [container]}}}}
 
 

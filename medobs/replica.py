@@ -26,7 +26,7 @@ from typing import Any
 import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from medobs import UserError
+from medobs import UserError, first_line
 
 #: The OS user PostgreSQL runs as when the stack runs as root.
 OS_USER = "postgres"
@@ -110,7 +110,7 @@ class Replica:
                 "read: connect as a superuser (MEDOBS_POSTGRES_DSN)"
             ) from None
         except psycopg.Error as error:
-            raise UserError(f"{NAME}: cannot query the primary at {self.primary_address}: {_first_line(error)}") from None
+            raise UserError(f"{NAME}: cannot query the primary at {self.primary_address}: {first_line(error)}") from None
 
     @property
     def _user(self) -> str:
@@ -222,8 +222,3 @@ def _run_as(account: pwd.struct_passwd | None) -> dict[str, Any]:
         "user": account.pw_uid, "group": account.pw_gid,
         "extra_groups": os.getgrouplist(account.pw_name, account.pw_gid),
     }
-
-
-def _first_line(error: Exception) -> str:
-    return (str(error).strip().splitlines() or [type(error).__name__])[0]
-

@@ -154,6 +154,8 @@ JOBS: tuple[ScrapeJob, ...] = (
 )
 
 JOB_NAMES = tuple(job.name for job in JOBS)
+#: The proxy port of the inference sidecar (TF Serving REST is 8501 in the same pod); not scraped.
+INFERENCE_PROXY_PORT = 8502
 #: The port of every native target, by name (a job's name for its first target).
 NATIVE_PORTS = {name: port for job in JOBS for name, port in job.native_ports().items()}
 

@@ -36,15 +36,18 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from medobs import REPO_ROOT, UserError, port_offset_from_environment, replica, scrape
 from medobs.alerts import alertmanager
 from medobs.catalog import Metric, gpu, inference, postgres, queue, redis
-from medobs.simulator.cli import CONTROL_PORT
+from medobs.simulator.broker import DEFAULT_AMQP_URL, DEFAULT_MANAGEMENT_URL
+from medobs.simulator.cli import CONTROL_PORT, LISTENERS
 from medobs.simulator.tfserving import MODEL
 
+#: The scrape jobs the simulator stands in for, one listener each.
+SIMULATOR_JOBS = tuple(job for _, job, _ in LISTENERS)
 DEFAULT_STATE_DIR = Path(os.environ.get("XDG_STATE_HOME", Path.home() / ".local" / "state")) / "medobs"
 #: Loopback ports of the stack that no scrape job has (moved by the port offset too).
 EXTRA_PORTS = {
     "simulator-control": CONTROL_PORT,
     # the inference sidecar's in-path proxy: the simulator sends its predicts through it
-    "inference-proxy": 8502,
+    "inference-proxy": scrape.INFERENCE_PROXY_PORT,
     # the primary's PostgreSQL streaming replica (its exporter is the postgresql job's second target):
     # 5432 moved among the stack's other ports, so that two stacks' port ranges stay apart
     "postgres-replica": 9432,
@@ -259,7 +262,7 @@ def _medobs(*args: str) -> list[str]:
 
 
 def _management_url() -> str:
-    return os.environ.get("MEDOBS_RABBITMQ_URL", "http://127.0.0.1:15672")
+    return os.environ.get("MEDOBS_RABBITMQ_URL", DEFAULT_MANAGEMENT_URL)
 
 
 def _queue_exporter_argv(stack: Stack) -> list[str]:
@@ -279,14 +282,10 @@ def _simulator_argv(stack: Stack) -> list[str]:
     dsn = make_conninfo(**{**conninfo_to_dict(_postgres_dsn()), "dbname": stack.postgres_database})
     return _medobs(
         "simulate", "--scenario", "healthy",
-        "--gateway-listen", stack.address("api-gateway"),
-        "--tfserving-listen", stack.address("ml-inference"),
-        "--kubelet-listen", stack.address("cadvisor"),
-        "--kube-state-metrics-listen", stack.address("kube-state-metrics"),
-        "--cert-manager-listen", stack.address("cert-manager"),
+        *(arg for flag, job, _ in LISTENERS for arg in (f"--{flag}", stack.address(job))),
         "--control-listen", stack.address("simulator-control"),
         "--tfserving-upstream", stack.url("inference-proxy"),
-        "--amqp-url", os.environ.get("MEDOBS_AMQP_URL", "amqp://127.0.0.1:5672/"),
+        "--amqp-url", os.environ.get("MEDOBS_AMQP_URL", DEFAULT_AMQP_URL),
         "--rabbitmq-management-url", _management_url(),
         "--rabbitmq-vhost", stack.rabbitmq_vhost,
         "--pg-dsn", dsn,
@@ -350,9 +349,8 @@ COMPONENTS: tuple[Component, ...] = (
     Program("gpu-exporter", ("gpu",), sys.executable, _OURS, _gpu_exporter_argv),
     Program(
         "simulator",
-        ("simulator-control", "api-gateway", "ml-inference", "cadvisor", "kube-state-metrics", "cert-manager"),
-        sys.executable, _OURS, _simulator_argv, ready_path="/healthz",
-        jobs=("api-gateway", "ml-inference", "cadvisor", "kube-state-metrics", "cert-manager"),
+        ("simulator-control", *SIMULATOR_JOBS), sys.executable, _OURS, _simulator_argv, ready_path="/healthz",
+        jobs=SIMULATOR_JOBS,
     ),
     # after the simulator: its probe finds TF Serving up; the simulator's traffic waits for its proxy
     Program("inference-exporter", ("inference-exporter", "inference-proxy"), sys.executable, _OURS,
@@ -479,11 +477,11 @@ def _prometheus_api(stack: Stack, path: str, **params: str) -> Any:
         raise UserError(f"Prometheus did not answer {url}: {type(error).__name__}; see `medobs stack logs prometheus`") from None
 
 
-def targets(stack: Stack) -> list[dict[str, str]]:
+def targets(stack: Stack, with_notes: bool = True) -> list[dict[str, str]]:
     """Active targets as Prometheus reports them: job, instance, health, lastError, and the
-    exporter's own health gauge where it has one (``note``)."""
+    exporter's own health gauge where it has one (``note``, unless ``with_notes`` is false)."""
     found = _prometheus_api(stack, "/api/v1/targets", state="active")["activeTargets"]
-    notes = _self_health(stack)
+    notes = _self_health(stack) if with_notes else {}
     return [
         {
             "job": t["labels"]["job"],
@@ -519,12 +517,12 @@ def wait_for_targets(stack: Stack, timeout: float) -> list[dict[str, str]]:
     expected = {job for comp in COMPONENTS for job in comp.scrape_jobs}
     deadline = time.monotonic() + timeout
     while True:
-        found = targets(stack)
+        found = targets(stack, with_notes=False)
         down = {t["job"] for t in found if t["health"] != "up"} | (expected - {t["job"] for t in found})
         if not down:
-            return found
+            return targets(stack)
         if time.monotonic() > deadline:
-            _print_targets(found)
+            _print_targets(targets(stack))
             raise UserError(
                 f"targets still down after {timeout:.0f}s: {', '.join(sorted(down))}; see `medobs stack logs`"
             )

@@ -140,7 +140,7 @@ _NAME = r"[a-zA-Z_:][a-zA-Z0-9_:]*"
 _BRACES = r'\{(?:[^{}"]|"(?:[^"\\]|\\.)*")*\}'
 #: ``rate(selector[{{.window}}])`` or ``increase(...)`` of a plain series selector.
 _COUNTER_OVER_WINDOW = re.compile(
-    rf"\b(?:rate|increase)\s*\(\s*({_NAME}\s*(?:{_BRACES})?|{_BRACES})\s*\[\s*\{{\{{\s*\.window\s*\}}\}}\s*\]\s*\)"
+    rf"\b(?:rate|increase)\s*\(\s*({_NAME}\s*(?:{_BRACES})?|{_BRACES})\s*\[\s*(?:{WINDOW.pattern})\s*\]\s*\)"
 )
 #: How far before a step a counter's previous sample is looked for: a series not scraped for
 #: longer (a long scrape outage, a Prometheus restart) starts again as if new.

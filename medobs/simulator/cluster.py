@@ -42,7 +42,6 @@ from typing import Literal
 from medobs.simulator.chance import stream
 from medobs.simulator.scenarios import Knobs
 
-NAMESPACE = "medical-platform"
 #: Pod and ReplicaSet name suffixes use Kubernetes' SafeEncodeString alphabet (no vowels, no 0/1/3).
 _NAME_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
 MIB = 1024 * 1024

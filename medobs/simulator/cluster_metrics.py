@@ -24,7 +24,8 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 
 from medobs.catalog import Metric as CatalogMetric
 from medobs.catalog import kubernetes as k8s
-from medobs.simulator.cluster import NAMESPACE, Cluster, Container, Pod
+from medobs.scrape import NAMESPACE
+from medobs.simulator.cluster import Cluster, Container, Pod
 
 #: The disk cAdvisor reports block I/O on, and the pod's network interface.
 DEVICE, INTERFACE = "/dev/nvme0n1", "eth0"

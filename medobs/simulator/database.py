@@ -18,7 +18,7 @@ import psycopg
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
 
-from medobs import UserError
+from medobs import UserError, first_line
 
 DEFAULT_DSN = "postgresql://postgres@127.0.0.1:5432/medical_platform"
 SCHEMA = "medobs_sim"
@@ -50,7 +50,7 @@ class Database:
         try:
             self.params = conninfo_to_dict(dsn)
         except psycopg.ProgrammingError as error:
-            raise UserError(f"--pg-dsn is not a PostgreSQL connection string: {_first_line(error)}") from None
+            raise UserError(f"--pg-dsn is not a PostgreSQL connection string: {first_line(error)}") from None
         self.dsn = dsn
 
     def describe(self) -> str:
@@ -73,7 +73,7 @@ class Database:
         except psycopg.OperationalError as error:
             if "does not exist" not in str(error):
                 raise UserError(
-                    f"cannot connect to PostgreSQL at {self.describe()}: {_first_line(error)} "
+                    f"cannot connect to PostgreSQL at {self.describe()}: {first_line(error)} "
                     "(start PostgreSQL or pass --pg-dsn)"
                 ) from None
             self._create_database()
@@ -90,13 +90,8 @@ class Database:
             pass  # created meanwhile by another simulator
         except psycopg.Error as error:
             raise UserError(
-                f"database {name!r} does not exist at {self.describe()} and cannot be created: {_first_line(error)}"
+                f"database {name!r} does not exist at {self.describe()} and cannot be created: {first_line(error)}"
             ) from None
-
-
-def _first_line(error: Exception) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__
 
 
 def _hold(conn: psycopg.Connection, seconds: float) -> None:
