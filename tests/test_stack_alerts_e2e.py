@@ -40,8 +40,8 @@ from medobs.alerts import alertmanager, build, thresholds
 from medobs.alerts.alertmanager import HEARTBEAT, NULL, PAGING, TICKET
 from medobs.alerts.model import seconds
 from medobs.catalog import gpu, platform
+from medobs.scrape import NAMESPACE
 from medobs.simulator.broker import DEAD_LETTER_QUEUE, QUEUE
-from medobs.simulator.cluster import NAMESPACE
 from medobs.simulator.scenarios import SCENARIOS, Knobs
 from medobs.simulator.tfserving import MODEL
 
