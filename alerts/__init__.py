@@ -1,4 +1,4 @@
-"""Alert rules, Alertmanager routing and backup-freshness metrics (installed as medobs.alerts).
+"""Alert rules, Alertmanager routing and backup-freshness metrics (installed as alerts).
 
 One module per domain (:mod:`gateway`, :mod:`inference`, :mod:`gpu`, :mod:`queue`,
 :mod:`database`, :mod:`redis`, :mod:`platform`) returns its :class:`~model.Alert` list from the
@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from medobs.alerts import database, gateway, gpu, inference, platform, queue, redis
-from medobs.alerts.model import Alert
-from medobs.alerts.thresholds import DEFAULT, Thresholds
+from alerts import database, gateway, gpu, inference, platform, queue, redis
+from alerts.model import Alert
+from alerts.thresholds import DEFAULT, Thresholds
 
 DOMAINS: dict[str, ModuleType] = {
     "gateway": gateway,

@@ -24,7 +24,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from medobs.output import to_yaml
+from medobs.core.output import to_yaml
 
 PAGING, TICKET, HEARTBEAT, NULL = "paging", "ticket", "heartbeat", "null"
 #: The receiver of each severity.

@@ -36,7 +36,7 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.parser import text_string_to_metric_families
 
 from medobs import UserError
-from medobs.catalog import platform
+from medobs.core.catalog import platform
 
 #: Debian's node_exporter reads its textfile collector from here.
 DEFAULT_TEXTFILE_DIR = Path("/var/lib/prometheus/node-exporter")

@@ -10,10 +10,10 @@
 
 from __future__ import annotations
 
-from medobs.alerts import alertmanager, alerts_by_domain, unittests
-from medobs.alerts.model import prometheus_rule, rule_group
-from medobs.alerts.thresholds import DEFAULT, Thresholds
-from medobs.output import to_yaml, to_yaml_documents
+from alerts import alertmanager, alerts_by_domain, unittests
+from alerts.model import prometheus_rule, rule_group
+from alerts.thresholds import DEFAULT, Thresholds
+from medobs.core.output import to_yaml, to_yaml_documents
 
 
 def rule_file_name(domain: str) -> str:

@@ -6,8 +6,8 @@ import shutil
 import subprocess
 from pathlib import Path
 
+from alerts.alertmanager import RouteCase
 from medobs import UserError
-from medobs.alerts.alertmanager import RouteCase
 
 _INSTALL = {"promtool": "apt install prometheus", "amtool": "apt install prometheus-alertmanager"}
 

@@ -7,9 +7,9 @@ The seed's database RPO on failover is 5 minutes: replication lag is what puts i
 
 from __future__ import annotations
 
-from medobs.alerts.model import Alert, job, percent, promql, sel
-from medobs.alerts.thresholds import Thresholds
-from medobs.catalog import gateway, postgres
+from alerts.model import Alert, job, percent, promql, sel
+from alerts.thresholds import Thresholds
+from medobs.core.catalog import gateway, postgres
 
 SERVICE = "postgresql"
 JOB = job("postgresql")

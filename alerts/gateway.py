@@ -5,9 +5,9 @@ Latency and error-ratio paging is the SLO engine's (``slo:*`` burn-rate alerts),
 
 from __future__ import annotations
 
-from medobs.alerts.model import Alert, job, percent, promql, sel, service_down
-from medobs.alerts.thresholds import Thresholds
-from medobs.catalog import gateway, kubernetes
+from alerts.model import Alert, job, percent, promql, sel, service_down
+from alerts.thresholds import Thresholds
+from medobs.core.catalog import gateway, kubernetes
 
 SERVICE = "api-gateway"
 JOB = job("api-gateway")

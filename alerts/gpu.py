@@ -3,9 +3,9 @@ errors, hardware or thermal slowdown, a GPU fallen off the bus, a nearly full fr
 
 from __future__ import annotations
 
-from medobs.alerts.model import Alert, job, matches, percent, promql, seconds, sel
-from medobs.alerts.thresholds import Thresholds
-from medobs.catalog import gpu
+from alerts.model import Alert, job, matches, percent, promql, seconds, sel
+from alerts.thresholds import Thresholds
+from medobs.core.catalog import gpu
 
 SERVICE = "gpu"
 JOB = job("gpu")

@@ -6,9 +6,9 @@ Inference latency and error-ratio paging is the SLO engine's (``slo:*`` burn-rat
 
 from __future__ import annotations
 
-from medobs.alerts.model import Alert, differs, job, percent, promql, sel, service_down
-from medobs.alerts.thresholds import Thresholds
-from medobs.catalog import inference
+from alerts.model import Alert, differs, job, percent, promql, sel, service_down
+from alerts.thresholds import Thresholds
+from medobs.core.catalog import inference
 
 SERVICE = "ml-inference"
 TF_SERVING_JOB = job("ml-inference")

@@ -16,8 +16,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from medobs import links, scrape
-from medobs.catalog import Metric, platform
+from medobs.core import links, scrape_jobs
+from medobs.core.catalog import Metric, platform
 
 Severity = Literal["critical", "warning", "info"]
 SEVERITIES: tuple[Severity, ...] = ("critical", "warning", "info")
@@ -25,12 +25,12 @@ REQUIRED_LABELS = ("severity", "service")
 REQUIRED_ANNOTATIONS = ("summary", "description", "runbook_url", "dashboard_url")
 
 #: The ``service`` label of the alerts about each scrape job's targets.
-JOB_SERVICES = {j.name: j.service for j in scrape.JOBS}
+JOB_SERVICES = {j.name: j.service for j in scrape_jobs.JOBS}
 
 
 def job(name: str) -> str:
-    """A scrape job's name, checked against :mod:`medobs.scrape` (KeyError when unknown)."""
-    return scrape.job(name).name
+    """A scrape job's name, checked against :mod:`medobs.deploy.scrape` (KeyError when unknown)."""
+    return scrape_jobs.job(name).name
 
 
 def sel(metric: Metric | str, *matchers: str, **equal: str) -> str:
@@ -97,7 +97,7 @@ class Alert:
 
     ``description`` is a Prometheus (Go) template; ``@name`` placeholders in it are filled from
     ``values`` when the rule is rendered, and ``@for`` with the ``for`` duration in words.
-    ``dashboard`` is a key of :data:`medobs.links.DASHBOARD_UIDS`.
+    ``dashboard`` is a key of :data:`medobs.core.links.DASHBOARD_UIDS`.
     """
 
     name: str
@@ -154,7 +154,7 @@ def prometheus_rule(domain: str, alerts: list[Alert]) -> dict[str, Any]:
         "kind": "PrometheusRule",
         "metadata": {
             "name": f"medobs-alerts-{domain}",
-            "namespace": scrape.MONITORING_NAMESPACE,
+            "namespace": scrape_jobs.MONITORING_NAMESPACE,
             "labels": {"app.kubernetes.io/part-of": "medobs", "role": "alert-rules"},
         },
         "spec": {"groups": [rule_group(domain, alerts)]},

@@ -4,10 +4,10 @@ older than the RPO, and the always-firing Watchdog (dead man's switch)."""
 
 from __future__ import annotations
 
-from medobs import scrape
-from medobs.alerts.model import JOB_SERVICES, Alert, job, promql, sel
-from medobs.alerts.thresholds import Thresholds
-from medobs.catalog import Metric, gpu, inference, kubernetes, platform, queue
+from alerts.model import JOB_SERVICES, Alert, job, promql, sel
+from alerts.thresholds import Thresholds
+from medobs.core import scrape_jobs
+from medobs.core.catalog import Metric, gpu, inference, kubernetes, platform, queue
 
 KUBERNETES_SERVICE = "kubernetes"
 BACKUP_SERVICE = "postgresql-backup"
@@ -31,12 +31,12 @@ def alerts(t: Thresholds) -> list[Alert]:
 
 
 def scrape_alerts(t: Thresholds) -> list[Alert]:
-    """A TargetDown and a ScrapeJobMissing rule for every scrape job of :mod:`medobs.scrape`
+    """A TargetDown and a ScrapeJobMissing rule for every scrape job of :mod:`medobs.deploy.scrape`
     (the static ``job`` label keeps promtool's lint from seeing two jobs of one service as
     duplicate rules)."""
     p = t.platform
     rules = []
-    for name in scrape.JOB_NAMES:
+    for name in scrape_jobs.JOB_NAMES:
         rules.append(Alert(
             name="TargetDown",
             expr=f"{sel(platform.UP, job=name)} == 0",
@@ -52,7 +52,7 @@ def scrape_alerts(t: Thresholds) -> list[Alert]:
                 "are inhibited while this fires."
             ),
         ))
-    for name in scrape.JOB_NAMES:
+    for name in scrape_jobs.JOB_NAMES:
         rules.append(Alert(
             name="ScrapeJobMissing",
             expr=f"absent({sel(platform.UP, job=name)})",

@@ -3,9 +3,9 @@ messages, dead-lettered messages, no consumers, unacknowledged messages that nev
 
 from __future__ import annotations
 
-from medobs.alerts.model import Alert, job, promql, sel
-from medobs.alerts.thresholds import Thresholds
-from medobs.catalog import queue
+from alerts.model import Alert, job, promql, sel
+from alerts.thresholds import Thresholds
+from medobs.core.catalog import queue
 
 SERVICE = "rabbitmq"
 JOB = job("rabbitmq")

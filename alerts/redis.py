@@ -3,9 +3,9 @@ near maxmemory, keys evicted."""
 
 from __future__ import annotations
 
-from medobs.alerts.model import Alert, job, percent, promql, sel
-from medobs.alerts.thresholds import Thresholds
-from medobs.catalog import redis
+from alerts.model import Alert, job, percent, promql, sel
+from alerts.thresholds import Thresholds
+from medobs.core.catalog import redis
 
 SERVICE = "redis"
 JOB = job("redis")

@@ -1,11 +1,11 @@
 """Every alert threshold and ``for`` duration, in one place.
 
 The domain modules read these values and nothing else, so a site tunes its alerting here (or
-passes its own :class:`Thresholds` to :func:`medobs.alerts.build.rule_files`)::
+passes its own :class:`Thresholds` to :func:`alerts.build.rule_files`)::
 
     from dataclasses import replace
-    from medobs.alerts import thresholds
-    from medobs.alerts.build import rule_files
+    from alerts import thresholds
+    from alerts.build import rule_files
 
     faster = replace(thresholds.DEFAULT, queue=replace(thresholds.DEFAULT.queue, backlog_for="2m"))
     files = rule_files(faster)
@@ -23,8 +23,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
-from medobs import scrape
-from medobs.alerts.model import seconds
+from alerts.model import seconds
+from medobs.core import scrape_jobs
 
 #: How long a condition must hold before its alert fires (a Prometheus duration: ``5m``).
 For = str
@@ -134,7 +134,7 @@ class Platform:
     job_missing_for: For = "15m"
     exporter_down_for: For = "5m"
     #: Namespace whose containers, HPAs and certificates are watched.
-    namespace: str = scrape.NAMESPACE
+    namespace: str = scrape_jobs.NAMESPACE
     #: At least this many restarts of one container in the window (a crash loop reaches it in
     #: about a minute; its 5-minute back-off keeps it there).
     restarts: int = 3

@@ -21,8 +21,8 @@ from typing import Any
 
 import yaml
 
+from alerts.model import Alert
 from medobs import UserError
-from medobs.alerts.model import Alert
 
 SOURCE_DIR = Path(__file__).resolve().parent / "tests"
 KINDS = ("failure", "healthy", "borderline")

@@ -35,7 +35,7 @@ nvidia-smi -L >/dev/null || fail "nvidia-smi -L failed: is the NVIDIA driver loa
 PROMTOOL=${PROMTOOL:-$(command -v promtool || true)}
 [ -x "$PROMTOOL" ] || fail "promtool not found: install prometheus (apt-get install prometheus) or set PROMTOOL"
 
-imports="import medobs.exporters.gpu.collector, pynvml, h2, requests"
+imports="import exporters.gpu.collector, pynvml, h2, requests"
 if [ -n "${PYTHON:-}" ]; then
     PY=$PYTHON
 elif [ -x .venv/bin/python ] && .venv/bin/python -c "$imports" 2>/dev/null; then

@@ -36,8 +36,8 @@ from prometheus_client.parser import text_string_to_metric_families
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from medobs.catalog import inference  # noqa: E402
-from medobs.exporters.inference.probe import image_body  # noqa: E402
+from exporters.inference.probe import image_body  # noqa: E402
+from medobs.core.catalog import inference  # noqa: E402
 from medobs.simulator.tfserving import MODEL  # noqa: E402
 
 SIMULATOR = """

@@ -31,10 +31,16 @@ import requests
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from medobs.catalog import gateway, tfserving  # noqa: E402
+from medobs.core.catalog import gateway, tfserving  # noqa: E402
 from medobs.simulator.broker import DEAD_LETTER_QUEUE, QUEUE  # noqa: E402
 from medobs.simulator.scenarios import SCENARIOS, Knobs  # noqa: E402
-from tests.simulator_support import GUEST, MANAGEMENT, running_platform, sample_sum, scrape  # noqa: E402
+from tests.simulator_support import (  # noqa: E402
+    GUEST,
+    MANAGEMENT,
+    running_platform,
+    sample_sum,
+    scrape,
+)
 
 WARM_UP = 5.0
 

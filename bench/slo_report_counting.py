@@ -22,7 +22,7 @@ from pathlib import Path
 import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from medobs.slo import promql, report, windows  # noqa: E402
+from slo import promql, report, windows  # noqa: E402
 from tests.slo_support import backfilled_prometheus  # noqa: E402 (the tests' throwaway Prometheus)
 
 SCRAPE = 15

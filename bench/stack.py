@@ -28,7 +28,8 @@ import requests
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from medobs import scrape, stack  # noqa: E402
+from medobs import stack  # noqa: E402
+from medobs.core import scrape_jobs
 from tests.conftest import StackUnderTest  # noqa: E402  (conftest first, as pytest loads them)
 
 PORT_OFFSET = 14000  # clear of the tests' stacks (13000, 21000, 22000)
@@ -57,8 +58,8 @@ def component_costs(under_test: StackUnderTest, seconds: float) -> None:
 
 def scrape_costs(under_test: StackUnderTest, scrapes: int) -> None:
     endpoints = {
-        "api-gateway": under_test.stack.url("api-gateway") + scrape.job("api-gateway").metrics_path,
-        "cadvisor": under_test.stack.url("cadvisor") + scrape.job("cadvisor").metrics_path,
+        "api-gateway": under_test.stack.url("api-gateway") + scrape_jobs.job("api-gateway").metrics_path,
+        "cadvisor": under_test.stack.url("cadvisor") + scrape_jobs.job("cadvisor").metrics_path,
         "kube-state-metrics": under_test.stack.url("kube-state-metrics") + "/metrics",
         "cert-manager": under_test.stack.url("cert-manager") + "/metrics",
     }
@@ -91,7 +92,7 @@ def main() -> int:
             started = time.monotonic()
             under_test.up("--wait", "120")
             print(f"`medobs stack up` until every target was scraped: {time.monotonic() - started:.1f} s "
-                  f"(scrape interval {scrape.SCRAPE_INTERVAL})")
+                  f"(scrape interval {scrape_jobs.SCRAPE_INTERVAL})")
             component_costs(under_test, args.seconds)
             scrape_costs(under_test, args.scrapes)
         finally:

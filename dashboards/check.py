@@ -21,13 +21,14 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Literal
 
 import requests
-from promql_parser import MatchOp, Matcher
+from promql_parser import Matcher, MatchOp
 
-from medobs import UserError, catalog
-from medobs.catalog import gpu
-from medobs.dashboards import promql
-from medobs.dashboards.model import Board, queries, variable_query
-from medobs.exporters.base import safe_url
+from dashboards import promql
+from dashboards.model import Board, queries, variable_query
+from medobs import UserError
+from medobs.core import catalog
+from medobs.core.catalog import gpu
+from medobs.core.runtime import safe_url
 
 Status = Literal["ok", "empty", "no-gpu"]
 GPU_SOURCES = {"medobs-gpu", "dcgm-exporter"}

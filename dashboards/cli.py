@@ -7,9 +7,9 @@ import json
 import os
 from pathlib import Path
 
-from medobs.dashboards import check, lint, publish
-from medobs.dashboards.model import BUILT_DASHBOARDS, load
-from medobs.dashboards.provisioning import FOLDER_TITLE, FOLDER_UID
+from dashboards import check, lint, publish
+from dashboards.model import BUILT_DASHBOARDS, load
+from dashboards.provisioning import FOLDER_TITLE, FOLDER_UID
 
 _STATUS_WORDS = {"ok": "ok", "empty": "EMPTY", "no-gpu": "NO GPU"}
 

@@ -5,8 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from medobs.catalog import gateway, platform, postgres, redis
-from medobs.dashboards.panels import (
+from dashboards.panels import (
     BYTES,
     COUNT,
     JOB_INSTANCE,
@@ -23,6 +22,7 @@ from medobs.dashboards.panels import (
     target,
     timeseries,
 )
+from medobs.core.catalog import gateway, platform, postgres, redis
 
 JOBS = ("api-gateway", "postgresql", "redis")
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from medobs.dashboards import database, gpu, message_queue, provisioning, slo, system_overview
-from medobs.output import to_json, to_yaml
+from dashboards import database, gpu, message_queue, provisioning, slo, system_overview
+from medobs.core.output import to_json, to_yaml
 
-#: Every board, by its key in :data:`medobs.links.DASHBOARD_UIDS`.
+#: Every board, by its key in :data:`medobs.core.links.DASHBOARD_UIDS`.
 BOARDS: dict[str, Callable[[], dict[str, Any]]] = {
     "system-overview": system_overview.dashboard,
     "database": database.dashboard,

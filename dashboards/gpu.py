@@ -8,8 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from medobs.catalog import gpu, platform
-from medobs.dashboards.panels import (
+from dashboards.panels import (
     BYTES,
     CELSIUS,
     COUNT,
@@ -27,6 +26,7 @@ from medobs.dashboards.panels import (
     target,
     timeseries,
 )
+from medobs.core.catalog import gpu, platform
 
 JOBS = ("gpu",)
 PER_GPU = "{{instance}} GPU {{gpu}}"

@@ -17,10 +17,10 @@ from typing import Any
 
 from promql_parser import MatchOp, MatrixSelector, VectorSelector
 
-from medobs import catalog
-from medobs.dashboards import promql
-from medobs.dashboards.model import Board, queries, variable_query
-from medobs.dashboards.panels import MANAGED_TAG, REFRESH_ON_TIME_RANGE_CHANGE, SCOPES
+from dashboards import promql
+from dashboards.model import Board, queries, variable_query
+from dashboards.panels import MANAGED_TAG, REFRESH_ON_TIME_RANGE_CHANGE, SCOPES
+from medobs.core import catalog
 
 #: Grafana's unit ids (packages/grafana-data/src/valueFormats/categories.ts), by category.
 _UNITS = """

@@ -9,13 +9,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from medobs.catalog import platform, queue
-from medobs.dashboards.panels import (
+from dashboards.panels import (
     COUNT,
     JOB_INSTANCE,
     MESSAGES_PER_SECOND,
-    SECONDS,
     RATE_INTERVAL,
+    SECONDS,
     Row,
     board,
     jobs_matcher,
@@ -23,6 +22,7 @@ from medobs.dashboards.panels import (
     target,
     timeseries,
 )
+from medobs.core.catalog import platform, queue
 
 JOBS = ("rabbitmq",)
 #: The queue KEDA's ScaledObject watches, and the length above which it scales inference out.

@@ -8,8 +8,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from dashboards.generate import DASHBOARDS_DIR
 from medobs import REPO_ROOT, UserError
-from medobs.dashboards.generate import DASHBOARDS_DIR
 
 #: Where ``medobs build`` writes the dashboards: the default input of every command.
 BUILT_DASHBOARDS = REPO_ROOT / "build" / DASHBOARDS_DIR

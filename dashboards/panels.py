@@ -4,7 +4,7 @@ Every board follows grafana's dashboard-linter conventions (``medobs dashboards 
 them): a ``datasource`` variable used by every panel and target, a pair of filter variables
 (``job`` / ``instance``, ``namespace`` / ``pod`` or ``service`` / ``slo``) that every selector
 carries, ``$__rate_interval`` in ``rate`` / ``increase``, a unit and a description on every
-panel, a stable uid from :data:`medobs.links.DASHBOARD_UIDS`, tags, and not editable in the UI::
+panel, a stable uid from :data:`medobs.core.links.DASHBOARD_UIDS`, tags, and not editable in the UI::
 
     requests = JOB_INSTANCE(gateway.HTTP_SERVER_REQUESTS.count)
     timeseries("Request rate", "Requests per second.", REQUESTS_PER_SECOND,
@@ -37,8 +37,8 @@ from grafanalib.core import (
     TimeSeries,
 )
 
-from medobs import scrape
-from medobs.links import DASHBOARD_UIDS
+from medobs.core import scrape_jobs
+from medobs.core.links import DASHBOARD_UIDS
 
 #: The provisioned Prometheus datasource's uid (build/grafana/provisioning/datasources/).
 DATASOURCE_UID = "medobs-prometheus"
@@ -129,7 +129,7 @@ SCOPES = (JOB_INSTANCE, NAMESPACE_POD, SERVICE_SLO)
 
 def jobs_matcher(*job_names: str) -> str:
     """``job=~"a|b"``: the scrape jobs (medobs/scrape.py) a board's job variable offers."""
-    return f'job=~"{"|".join(sorted(scrape.job(name).name for name in job_names))}"'
+    return f'job=~"{"|".join(sorted(scrape_jobs.job(name).name for name in job_names))}"'
 
 
 def quantiles(bucket_selector: str, *by: str) -> list[Target]:
@@ -295,7 +295,7 @@ def board(
     rows: Sequence[Row],
     time_from: str = "now-6h",
 ) -> dict[str, Any]:
-    """The dashboard JSON model of one board (uid from :data:`medobs.links.DASHBOARD_UIDS`)."""
+    """The dashboard JSON model of one board (uid from :data:`medobs.core.links.DASHBOARD_UIDS`)."""
     dashboard = Dashboard(
         title=title,
         uid=DASHBOARD_UIDS[key],

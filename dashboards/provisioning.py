@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from medobs import scrape
-from medobs.dashboards.panels import DATASOURCE_NAME, DATASOURCE_UID
+from dashboards.panels import DATASOURCE_NAME, DATASOURCE_UID
+from medobs.core import scrape_jobs
 
 #: The Grafana folder the dashboards live in (provisioned here, created by ``publish`` elsewhere).
 FOLDER_UID = "medobs"
@@ -20,7 +20,7 @@ CONTAINER_DASHBOARDS_DIR = "/etc/grafana/dashboards/medobs"
 
 
 def prometheus_url() -> str:
-    prometheus = scrape.job("prometheus")
+    prometheus = scrape_jobs.job("prometheus")
     return f"http://{prometheus.compose_host}:{prometheus.port}"
 
 
@@ -36,7 +36,7 @@ def datasources() -> dict[str, Any]:
             "isDefault": True,
             "editable": False,
             # The scrape interval, so that $__rate_interval is at least four scrapes.
-            "jsonData": {"timeInterval": scrape.SCRAPE_INTERVAL, "httpMethod": "POST"},
+            "jsonData": {"timeInterval": scrape_jobs.SCRAPE_INTERVAL, "httpMethod": "POST"},
         }],
     }
 

@@ -25,10 +25,10 @@ from urllib.parse import urlsplit
 
 import requests
 
+from dashboards.model import Board
+from dashboards.panels import MANAGED_TAG
 from medobs import UserError, __version__
-from medobs.dashboards.model import Board
-from medobs.dashboards.panels import MANAGED_TAG
-from medobs.exporters.base import read_secret, safe_url
+from medobs.core.runtime import read_secret, safe_url
 
 #: Dashboards of this package have uids with this prefix (medobs/links.py); prune needs it and the tag.
 UID_PREFIX = "medobs-"

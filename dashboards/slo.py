@@ -9,8 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from medobs.catalog import platform, slo
-from medobs.dashboards.panels import (
+from dashboards.panels import (
     NONE,
     RATIO,
     SERVICE_SLO,
@@ -21,6 +20,7 @@ from medobs.dashboards.panels import (
     target,
     timeseries,
 )
+from medobs.core.catalog import platform, slo
 
 SLO_LABELS = "service, slo"
 #: Alert severities of the SLO tiers (issue 9): page and ticket.

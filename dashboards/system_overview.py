@@ -10,8 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from medobs.catalog import gateway, gpu, inference, kubernetes, platform
-from medobs.dashboards.panels import (
+from dashboards.panels import (
     BYTES,
     BYTES_PER_SECOND,
     COUNT,
@@ -32,6 +31,7 @@ from medobs.dashboards.panels import (
     target,
     timeseries,
 )
+from medobs.core.catalog import gateway, gpu, inference, kubernetes, platform
 
 JOBS = ("api-gateway", "inference-exporter", "gpu")
 REQUESTS = gateway.HTTP_SERVER_REQUESTS

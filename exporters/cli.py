@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import argparse
 
-from medobs.exporters.gpu import cli as gpu_cli
-from medobs.exporters.inference import cli as inference_cli
-from medobs.exporters.queue import cli as queue_cli
+from exporters.gpu import cli as gpu_cli
+from exporters.inference import cli as inference_cli
+from exporters.queue import cli as queue_cli
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:

@@ -11,10 +11,12 @@ import argparse
 from collections.abc import Callable
 from pathlib import Path
 
-from medobs import REPO_ROOT, UserError, k8s, postgres_queries, scrape
-from medobs.alerts import build as alerts
-from medobs.dashboards import generate as dashboards
-from medobs.slo import files as slo
+from alerts import build as alerts
+from dashboards import generate as dashboards
+from medobs import REPO_ROOT, UserError
+from medobs.deploy import kubernetes as k8s
+from medobs.deploy import postgres_queries, scrape
+from slo import files as slo
 
 Generator = Callable[[], dict[str, str]]
 

@@ -16,12 +16,12 @@ from medobs import UserError, __version__
 # dashboards' dependencies in its memory.
 COMMANDS: dict[str, str] = {
     "build": "medobs.build",
-    "dashboards": "medobs.dashboards.cli",
+    "dashboards": "dashboards.cli",
     "stack": "medobs.stack",
-    "exporter": "medobs.exporters.cli",
-    "rules": "medobs.alerts.cli",
-    "backup-metrics": "medobs.alerts.cli",
-    "slo": "medobs.slo.cli",
+    "exporter": "exporters.cli",
+    "rules": "medobs.rules",
+    "backup-metrics": "alerts.cli",
+    "slo": "slo.cli",
     "simulate": "medobs.simulator.cli",
 }
 

@@ -33,12 +33,14 @@ import requests
 import yaml
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from medobs import REPO_ROOT, UserError, port_offset_from_environment, replica, scrape
-from medobs.alerts import alertmanager
-from medobs.catalog import Metric, gpu, inference, postgres, queue, redis
+from alerts import alertmanager
+from medobs import REPO_ROOT, UserError, port_offset_from_environment, replica
+from medobs.core import scrape_jobs
+from medobs.core.catalog import Metric, gpu, inference, postgres, queue, redis
+from medobs.core.catalog.tfserving import MODEL
+from medobs.deploy import scrape
 from medobs.simulator.broker import DEFAULT_AMQP_URL, DEFAULT_MANAGEMENT_URL
 from medobs.simulator.cli import CONTROL_PORT, LISTENERS
-from medobs.simulator.tfserving import MODEL
 
 #: The scrape jobs the simulator stands in for, one listener each.
 SIMULATOR_JOBS = tuple(job for _, job, _ in LISTENERS)
@@ -47,7 +49,7 @@ DEFAULT_STATE_DIR = Path(os.environ.get("XDG_STATE_HOME", Path.home() / ".local"
 EXTRA_PORTS = {
     "simulator-control": CONTROL_PORT,
     # the inference sidecar's in-path proxy: the simulator sends its predicts through it
-    "inference-proxy": scrape.INFERENCE_PROXY_PORT,
+    "inference-proxy": scrape_jobs.INFERENCE_PROXY_PORT,
     # the primary's PostgreSQL streaming replica (its exporter is the postgresql job's second target):
     # 5432 moved among the stack's other ports, so that two stacks' port ranges stay apart
     "postgres-replica": 9432,
@@ -67,19 +69,19 @@ class Stack:
     state_dir: Path
     build_dir: Path
     port_offset: int = 0
-    scrape_interval: str = scrape.SCRAPE_INTERVAL
+    scrape_interval: str = scrape_jobs.SCRAPE_INTERVAL
     rabbitmq_vhost: str = "/"
     postgres_database: str = "medical_platform"
     queue_include_vhost: str | None = None  # the queue exporter's --include-vhost (None: every vhost)
 
     def port(self, name: str) -> int:
-        """The loopback port of a scrape target (:data:`scrape.NATIVE_PORTS`) or of :data:`EXTRA_PORTS`."""
-        base = EXTRA_PORTS[name] if name in EXTRA_PORTS else scrape.NATIVE_PORTS[name]
+        """The loopback port of a scrape target (:data:`scrape_jobs.NATIVE_PORTS`) or of :data:`EXTRA_PORTS`."""
+        base = EXTRA_PORTS[name] if name in EXTRA_PORTS else scrape_jobs.NATIVE_PORTS[name]
         return base + self.port_offset
 
     @property
     def ports(self) -> dict[str, int]:
-        return {name: self.port(name) for name in scrape.NATIVE_PORTS}
+        return {name: self.port(name) for name in scrape_jobs.NATIVE_PORTS}
 
     def url(self, name: str) -> str:
         return f"http://127.0.0.1:{self.port(name)}"
@@ -95,7 +97,7 @@ class Stack:
         built = self.build_dir / "prometheus" / "prometheus-native.yml"
         if not built.exists():
             raise UserError(f"{built} is missing: run `make build` first (or pass --build-dir)")
-        if self.port_offset == 0 and self.scrape_interval == scrape.SCRAPE_INTERVAL:
+        if self.port_offset == 0 and self.scrape_interval == scrape_jobs.SCRAPE_INTERVAL:
             return built
         config = scrape.prometheus_config("native", self.ports, self.scrape_interval)
         config["rule_files"] = [str(self.build_dir / "prometheus" / "rules" / "*.yml")]
@@ -548,7 +550,7 @@ def _stack(args: argparse.Namespace) -> Stack:
     offset = args.port_offset if args.port_offset is not None else port_offset_from_environment()
     return Stack(
         args.state_dir.resolve(), args.build_dir.resolve(), offset,
-        scrape_interval=getattr(args, "scrape_interval", scrape.SCRAPE_INTERVAL),
+        scrape_interval=getattr(args, "scrape_interval", scrape_jobs.SCRAPE_INTERVAL),
         rabbitmq_vhost=args.rabbitmq_vhost, postgres_database=args.postgres_database,
         queue_include_vhost=args.queue_include_vhost,
     )
@@ -677,7 +679,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="wait until Prometheus scrapes every target successfully (0: do not wait; default: %(default)s)",
     )
     up.add_argument(
-        "--scrape-interval", type=_interval, default=scrape.SCRAPE_INTERVAL, metavar="DURATION",
+        "--scrape-interval", type=_interval, default=scrape_jobs.SCRAPE_INTERVAL, metavar="DURATION",
         help="Prometheus's scrape and evaluation interval (default: the platform's %(default)s; tests use less)",
     )
     up.set_defaults(handler=cmd_up)

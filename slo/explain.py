@@ -18,9 +18,9 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass
 
-from medobs.slo import rules, windows
-from medobs.slo.spec import SLO
-from medobs.slo.templates import EventsSli
+from slo import rules, windows
+from slo.spec import SLO
+from slo.templates import EventsSli
 
 
 @dataclass(frozen=True)

@@ -14,10 +14,11 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from medobs import REPO_ROOT, scrape
-from medobs.output import GENERATED_HEADER, to_yaml, to_yaml_documents
-from medobs.slo import promtest, rules
-from medobs.slo.spec import SLO, Spec, all_slos, load_all
+from medobs import REPO_ROOT
+from medobs.core import scrape_jobs
+from medobs.core.output import GENERATED_HEADER, to_yaml, to_yaml_documents
+from slo import promtest, rules
+from slo.spec import SLO, Spec, all_slos, load_all
 
 SPECS_DIR = REPO_ROOT / "slo" / "specs"
 
@@ -59,7 +60,7 @@ def prometheus_rule(service: str, slos: list[SLO]) -> dict[str, Any]:
         "kind": "PrometheusRule",
         "metadata": {
             "name": f"slo-{service}",
-            "namespace": scrape.MONITORING_NAMESPACE,
+            "namespace": scrape_jobs.MONITORING_NAMESPACE,
             "labels": {"app.kubernetes.io/part-of": "medobs", "app.kubernetes.io/component": "slo"},
         },
         "spec": rules.rule_file(slos),

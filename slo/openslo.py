@@ -26,9 +26,9 @@ from typing import Any
 
 import yaml
 
-from medobs.output import to_yaml
-from medobs.slo import promql, spec, windows
-from medobs.slo.spec import Document, join
+from medobs.core.output import to_yaml
+from slo import promql, spec, windows
+from slo.spec import Document, join
 
 API_VERSION = "openslo/v1"
 _PERIODS = {"1w": "7d", "4w": "28d", **{p: p for p in windows.PERIODS}}

@@ -9,7 +9,7 @@ from typing import Any
 import requests
 
 from medobs import UserError
-from medobs.exporters.base import safe_url
+from medobs.core.runtime import safe_url
 
 
 class Prometheus:

@@ -8,7 +8,7 @@ import re
 from dataclasses import dataclass
 from typing import Literal
 
-from medobs.catalog import platform
+from medobs.core.catalog import platform
 
 #: Sloth's window placeholder, ``{{.window}}`` (Go template spacing allowed).
 WINDOW = re.compile(r"\{\{\s*\.window\s*\}\}")

@@ -1,6 +1,6 @@
 """A promtool unit-test file for each SLO, generated with its rules.
 
-Each test feeds a known timeline and checks what :mod:`medobs.slo.simulate` says the rules must do:
+Each test feeds a known timeline and checks what :mod:`slo.simulate` says the rules must do:
 
 - a total outage pages within the Workbook's detection time, plus an evaluation and ``for``;
 - a slow burn (twice the budget rate) opens a ticket and pages nobody;
@@ -25,12 +25,12 @@ from fractions import Fraction
 from typing import Any, Literal
 
 from medobs import UserError
-from medobs.catalog import slo as names
-from medobs.slo import promql, rules, templates, windows
-from medobs.slo.promql import Selector
-from medobs.slo.simulate import Kind, Phase, Simulation, Timeline, kind_of
-from medobs.slo.spec import SLO
-from medobs.slo.templates import CounterInputs, EventsSli, SliceInputs
+from medobs.core.catalog import slo as names
+from slo import promql, rules, templates, windows
+from slo.promql import Selector
+from slo.simulate import Kind, Phase, Simulation, Timeline, kind_of
+from slo.spec import SLO
+from slo.templates import CounterInputs, EventsSli, SliceInputs
 
 EVALUATION_INTERVAL = "1m"
 SYNTHETIC_BAD = "medobs_slo_test_bad_events_total"

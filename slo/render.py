@@ -8,7 +8,7 @@ from datetime import datetime
 from html import escape
 from typing import Any
 
-from medobs.slo import windows
+from slo import windows
 
 VERDICTS = {"met": "met", "at_risk": "at risk", "breached": "breached", "no_data": "no data"}
 

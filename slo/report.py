@@ -20,11 +20,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from medobs import UserError
-from medobs.catalog import platform
-from medobs.slo import promql, windows
-from medobs.slo.prometheus import Prometheus, total
-from medobs.slo.spec import SLO
-from medobs.slo.templates import EventsSli
+from medobs.core.catalog import platform
+from slo import promql, windows
+from slo.prometheus import Prometheus, total
+from slo.spec import SLO
+from slo.templates import EventsSli
 
 SCHEMA = "medobs.slo.report/v1"
 AT_RISK = 0.75  # share of the budget consumed from which a met SLO is reported at risk

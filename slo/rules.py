@@ -20,12 +20,12 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from medobs import catalog, links
-from medobs.catalog import slo as names
-from medobs.slo import promql, windows
-from medobs.slo.spec import SLO, Alert
-from medobs.slo.templates import EventsSli
-from medobs.slo.windows import Tier
+from medobs.core import catalog, links
+from medobs.core.catalog import slo as names
+from slo import promql, windows
+from slo.spec import SLO, Alert
+from slo.templates import EventsSli
+from slo.windows import Tier
 
 #: The window of the current burn rate and of the events the period is summed from.
 BASE_WINDOW = "5m"

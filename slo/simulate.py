@@ -16,9 +16,9 @@ from fractions import Fraction
 from functools import cached_property
 from typing import Literal
 
-from medobs.slo import rules, windows
-from medobs.slo.spec import SLO
-from medobs.slo.templates import EventsSli, SliceInputs
+from slo import rules, windows
+from slo.spec import SLO
+from slo.templates import EventsSli, SliceInputs
 
 Kind = Literal["counters", "slices", "raw"]
 State = Literal["inactive", "pending", "firing", "unknown"]

@@ -4,7 +4,7 @@ A Sloth spec compiles unchanged. The additions (docs/slo.md has the reference):
 
 - ``slos[].period``: ``7d``, ``28d`` or ``30d`` (default ``30d``);
 - SLI templates beside ``events`` and ``raw``: ``availability``, ``latency``, ``counters`` and
-  ``gauge_threshold`` (see :mod:`medobs.slo.templates`);
+  ``gauge_threshold`` (see :mod:`slo.templates`);
 - ``alerting.min_events``: the long window of a burn-rate alert must hold at least this many
   events before it fires (a minimum-traffic guard);
 - ``for`` on ``page_alert`` / ``ticket_alert``, and ``absent_alert`` for the alert that fires
@@ -26,8 +26,8 @@ from typing import Any
 import yaml
 
 from medobs import UserError
-from medobs.slo import promql, templates, windows
-from medobs.slo.templates import EventsSli, FieldError, RawSli
+from slo import promql, templates, windows
+from slo.templates import EventsSli, FieldError, RawSli
 
 VERSION = "prometheus/v1"
 RESERVED_LABELS = ("service", "slo")

@@ -16,10 +16,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from medobs import catalog
-from medobs.catalog import gateway, inference
-from medobs.slo import promql
-from medobs.slo.promql import Matcher, Selector
+from medobs.core import catalog
+from medobs.core.catalog import gateway, inference
+from slo import promql
+from slo.promql import Matcher, Selector
 
 W = "{{.window}}"
 #: The time slice of gauge_threshold SLIs in queries over a window (reports).

@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterator
 
 from prometheus_client.core import Metric
 
-from medobs.exporters.gpu.collector import GpuExporter, GpuOptions
+from exporters.gpu.collector import GpuExporter, GpuOptions
 
 from .conftest import require_binary
 from .fake_pynvml import FakeNVML

@@ -15,7 +15,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import Metric
 from prometheus_client.parser import text_string_to_metric_families
 
-from medobs.catalog import inference as catalog
+from medobs.core.catalog import inference as catalog
 from medobs.simulator.tfserving import MODEL, TFServing
 
 __all__ = [

@@ -14,9 +14,9 @@ import pika
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
+from exporters.queue import cli
 from medobs.cli import parser
-from medobs.exporters import base
-from medobs.exporters.queue import cli
+from medobs.core import runtime as base
 
 MANAGEMENT = "http://127.0.0.1:15672"
 PLUGIN = "http://127.0.0.1:15692"

@@ -14,7 +14,11 @@ import psycopg
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
-from medobs.simulator.broker import DEFAULT_AMQP_URL, DEFAULT_MANAGEMENT_URL, BrokerSettings
+from medobs.simulator.broker import (
+    DEFAULT_AMQP_URL,
+    DEFAULT_MANAGEMENT_URL,
+    BrokerSettings,
+)
 from medobs.simulator.database import Database
 from medobs.simulator.platform import Config, Platform
 from medobs.simulator.scenarios import Knobs

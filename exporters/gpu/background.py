@@ -16,8 +16,8 @@ from collections.abc import Callable
 
 from prometheus_client.core import Metric
 
-from medobs.catalog import gpu
-from medobs.exporters.base import CollectionError, counter, gauge
+from medobs.core.catalog import gpu
+from medobs.core.runtime import CollectionError, counter, gauge
 
 log = logging.getLogger("medobs.exporter.gpu")
 

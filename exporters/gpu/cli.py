@@ -7,11 +7,11 @@ import os
 import socket
 from typing import TYPE_CHECKING
 
-from medobs.exporters.base import add_server_arguments, positive_seconds, seconds, serve
-from medobs.exporters.gpu.podresources import DEFAULT_SOCKET
+from exporters.gpu.podresources import DEFAULT_SOCKET
+from medobs.core.runtime import add_server_arguments, positive_seconds, seconds, serve
 
 if TYPE_CHECKING:
-    from medobs.exporters.gpu.collector import GpuOptions
+    from exporters.gpu.collector import GpuOptions
 
 DEFAULT_PORT = 9400
 
@@ -59,7 +59,7 @@ def add_parser(exporters: argparse._SubParsersAction) -> None:
 
 def options(args: argparse.Namespace) -> GpuOptions:
     """The exporter's options from the flags and the environment."""
-    from medobs.exporters.gpu.collector import GpuOptions
+    from exporters.gpu.collector import GpuOptions
 
     return GpuOptions(
         hostname=args.hostname or os.environ.get("NODE_NAME") or socket.gethostname(),
@@ -76,7 +76,7 @@ def options(args: argparse.Namespace) -> GpuOptions:
 def run(args: argparse.Namespace) -> int:
     import pynvml
 
-    from medobs.exporters.gpu.collector import GpuExporter
+    from exporters.gpu.collector import GpuExporter
 
     exporter = GpuExporter(pynvml, options(args))
     exporter.start()

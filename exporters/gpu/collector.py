@@ -1,7 +1,7 @@
 """The GPU exporter: NVML readings at scrape time, background results, health.
 
 :class:`GpuExporter` is the collector (fresh families each scrape, one collection shared by
-concurrent scrapes, bounded by the scrape timeout: :class:`~medobs.exporters.base.Exporter`);
+concurrent scrapes, bounded by the scrape timeout: :class:`~medobs.core.runtime.Exporter`);
 :attr:`GpuExporter.status` is served beside it and answers even while NVML is down.
 """
 
@@ -14,18 +14,18 @@ from types import ModuleType
 from prometheus_client.core import Metric
 from prometheus_client.registry import Collector
 
-from medobs.catalog import gpu
-from medobs.exporters.base import CollectionError, Deadline, Exporter, gauge
-from medobs.exporters.gpu import pods
-from medobs.exporters.gpu.background import BackgroundHealth
-from medobs.exporters.gpu.dcgm import dcgm_families
-from medobs.exporters.gpu.families import Row, families
-from medobs.exporters.gpu.fields import DeviceReader, Reading
-from medobs.exporters.gpu.nvml_errors import SessionFailed
-from medobs.exporters.gpu.pcie import PcieSampler
-from medobs.exporters.gpu.podresources import DEFAULT_SOCKET
-from medobs.exporters.gpu.session import Inventory, Listener, Session
-from medobs.exporters.gpu.xid import XidCounts, XidWatcher
+from exporters.gpu import pods
+from exporters.gpu.background import BackgroundHealth
+from exporters.gpu.dcgm import dcgm_families
+from exporters.gpu.families import Row, families
+from exporters.gpu.fields import DeviceReader, Reading
+from exporters.gpu.nvml_errors import SessionFailed
+from exporters.gpu.pcie import PcieSampler
+from exporters.gpu.podresources import DEFAULT_SOCKET
+from exporters.gpu.session import Inventory, Listener, Session
+from exporters.gpu.xid import XidCounts, XidWatcher
+from medobs.core.catalog import gpu
+from medobs.core.runtime import CollectionError, Deadline, Exporter, gauge
 
 
 @dataclass(frozen=True)

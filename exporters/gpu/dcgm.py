@@ -18,11 +18,11 @@ from collections.abc import Callable, Iterable
 
 from prometheus_client.core import Metric
 
-from medobs.catalog import Metric as CatalogMetric
-from medobs.catalog import gpu
-from medobs.exporters.gpu.families import Row, families
-from medobs.exporters.gpu.fields import MIB, Reading
-from medobs.exporters.gpu.xid import XidCounts
+from exporters.gpu.families import Row, families
+from exporters.gpu.fields import MIB, Reading
+from exporters.gpu.xid import XidCounts
+from medobs.core.catalog import Metric as CatalogMetric
+from medobs.core.catalog import gpu
 
 
 def _percent(ratio: float) -> float:

@@ -6,8 +6,8 @@ from collections.abc import Iterable, Sequence
 
 from prometheus_client.core import Metric, UnknownMetricFamily
 
-from medobs.catalog import Metric as CatalogMetric
-from medobs.exporters.base import counter, gauge
+from medobs.core.catalog import Metric as CatalogMetric
+from medobs.core.runtime import counter, gauge
 
 Row = tuple[CatalogMetric, Sequence[str], float]
 

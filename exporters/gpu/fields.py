@@ -18,10 +18,10 @@ from typing import Any
 
 import pynvml
 
-from medobs.catalog import Metric as CatalogMetric
-from medobs.catalog import gpu
-from medobs.exporters.gpu import nvml_errors
-from medobs.exporters.gpu.session import Device, Inventory
+from exporters.gpu import nvml_errors
+from exporters.gpu.session import Device, Inventory
+from medobs.core.catalog import Metric as CatalogMetric
+from medobs.core.catalog import gpu
 
 log = logging.getLogger("medobs.exporter.gpu")
 

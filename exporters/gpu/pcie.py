@@ -16,12 +16,12 @@ from types import ModuleType
 
 from prometheus_client.core import Metric
 
-from medobs.catalog import gpu
-from medobs.exporters.base import CollectionError, gauge
-from medobs.exporters.gpu import nvml_errors
-from medobs.exporters.gpu.background import BackgroundHealth, Periodic
-from medobs.exporters.gpu.fields import KIB
-from medobs.exporters.gpu.session import Device, Inventory
+from exporters.gpu import nvml_errors
+from exporters.gpu.background import BackgroundHealth, Periodic
+from exporters.gpu.fields import KIB
+from exporters.gpu.session import Device, Inventory
+from medobs.core.catalog import gpu
+from medobs.core.runtime import CollectionError, gauge
 
 log = logging.getLogger("medobs.exporter.gpu")
 

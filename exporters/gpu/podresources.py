@@ -26,7 +26,7 @@ import h2.connection
 import h2.events
 import h2.exceptions
 
-from medobs.exporters.base import CollectionError
+from medobs.core.runtime import CollectionError
 
 DEFAULT_SOCKET = "/var/lib/kubelet/pod-resources/kubelet.sock"
 LIST_PATH = "/v1.PodResourcesLister/List"

@@ -25,11 +25,11 @@ from collections.abc import Iterable
 
 from prometheus_client.core import Metric
 
-from medobs.catalog import gpu
-from medobs.exporters.base import gauge
-from medobs.exporters.gpu.background import BackgroundHealth, Periodic
-from medobs.exporters.gpu.podresources import Allocation, list_allocations
-from medobs.exporters.gpu.session import Device
+from exporters.gpu.background import BackgroundHealth, Periodic
+from exporters.gpu.podresources import Allocation, list_allocations
+from exporters.gpu.session import Device
+from medobs.core.catalog import gpu
+from medobs.core.runtime import gauge
 
 log = logging.getLogger("medobs.exporter.gpu")
 

@@ -21,8 +21,8 @@ from dataclasses import dataclass
 from types import ModuleType
 from typing import Any, Protocol
 
-from medobs.exporters.base import CollectionError
-from medobs.exporters.gpu import nvml_errors
+from exporters.gpu import nvml_errors
+from medobs.core.runtime import CollectionError
 
 log = logging.getLogger("medobs.exporter.gpu")
 

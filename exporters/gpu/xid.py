@@ -19,11 +19,11 @@ from typing import Any
 
 from prometheus_client.core import Metric
 
-from medobs.catalog import gpu
-from medobs.exporters.base import CollectionError, counter, gauge
-from medobs.exporters.gpu import nvml_errors
-from medobs.exporters.gpu.background import BackgroundHealth, Worker
-from medobs.exporters.gpu.session import Inventory, handle_address
+from exporters.gpu import nvml_errors
+from exporters.gpu.background import BackgroundHealth, Worker
+from exporters.gpu.session import Inventory, handle_address
+from medobs.core.catalog import gpu
+from medobs.core.runtime import CollectionError, counter, gauge
 
 log = logging.getLogger("medobs.exporter.gpu")
 

@@ -3,7 +3,7 @@
 TF Serving 2.10 reports latency in microseconds, only for requests that succeeded, with coarse
 x1.8 buckets and no HELP lines, and a model that failed to load shows nothing at all. The
 sidecar runs beside it in the inference pod and gives, under the catalog's names
-(:mod:`medobs.catalog.inference`):
+(:mod:`medobs.core.catalog.inference`):
 
 - :mod:`.status`: each model version's state and error code, and ``model_available``;
 - :mod:`.bridge`: TF Serving's own metrics in seconds, bucket bounds kept (collected at scrape

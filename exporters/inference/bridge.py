@@ -27,10 +27,10 @@ from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, M
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.utils import floatToGoString
 
-from medobs.catalog import Metric as CatalogMetric
-from medobs.catalog import inference as catalog
-from medobs.catalog import tfserving
-from medobs.exporters.base import counter
+from medobs.core.catalog import Metric as CatalogMetric
+from medobs.core.catalog import inference as catalog
+from medobs.core.catalog import tfserving
+from medobs.core.runtime import counter
 
 #: Power of ten that turns a source unit into the target's base unit.
 _EXPONENT = {"microseconds": -6, "": 0}

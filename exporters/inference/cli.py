@@ -10,12 +10,20 @@ from urllib.parse import urlsplit
 
 from prometheus_client import CollectorRegistry, disable_created_metrics
 
-from medobs import UserError, scrape
-from medobs.exporters.base import add_server_arguments, listen_address, positive_seconds, safe_url, seconds, serve
-from medobs.exporters.inference.collector import METRICS_PATH, InferenceExporter
-from medobs.exporters.inference.probe import DEFAULT_SHAPE, Probe, image_body, instances_in
-from medobs.exporters.inference.proxy import InferenceProxy
-from medobs.exporters.inference.recorder import RequestMetrics
+from exporters.inference.collector import METRICS_PATH, InferenceExporter
+from exporters.inference.probe import DEFAULT_SHAPE, Probe, image_body, instances_in
+from exporters.inference.proxy import InferenceProxy
+from exporters.inference.recorder import RequestMetrics
+from medobs import UserError
+from medobs.core import scrape_jobs
+from medobs.core.runtime import (
+    add_server_arguments,
+    listen_address,
+    positive_seconds,
+    safe_url,
+    seconds,
+    serve,
+)
 
 log = logging.getLogger("medobs.exporter.inference")
 
@@ -70,7 +78,7 @@ def add_parser(exporters: argparse._SubParsersAction) -> None:
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    add_server_arguments(parser, scrape.job("inference-exporter").port)
+    add_server_arguments(parser, scrape_jobs.job("inference-exporter").port)
     parser.add_argument(
         "--tfserving-url", type=tfserving_url, default="http://127.0.0.1:8501", metavar="URL",
         help="TF Serving's REST API (default: %(default)s)",

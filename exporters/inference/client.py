@@ -4,7 +4,7 @@ A service that calls TF Serving records what it sees under exactly the names the
 proxy uses (:mod:`recorder`), so client-side and sidecar numbers share one panel and differ
 only in ``job``::
 
-    from medobs.exporters.inference.client import instrument_predict, track_predict
+    from exporters.inference.client import instrument_predict, track_predict
 
     @instrument_predict("resnet50_chest_xray")
     def classify(images):
@@ -31,7 +31,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
-from medobs.exporters.inference.recorder import (
+from exporters.inference.recorder import (
     OK,
     RequestMetrics,
     outcome_of_exception,

@@ -18,15 +18,15 @@ from collections.abc import Sequence
 import requests
 from prometheus_client.core import Metric
 
-from medobs import scrape
-from medobs.catalog import inference as catalog
-from medobs.exporters.base import CollectionError, Deadline, Exporter, safe_url
-from medobs.exporters.inference.bridge import bridge_families
-from medobs.exporters.inference.recorder import reason
-from medobs.exporters.inference.status import VersionStatus, parse_status, status_families
+from exporters.inference.bridge import bridge_families
+from exporters.inference.recorder import reason
+from exporters.inference.status import VersionStatus, parse_status, status_families
+from medobs.core import scrape_jobs
+from medobs.core.catalog import inference as catalog
+from medobs.core.runtime import CollectionError, Deadline, Exporter, safe_url
 
 #: Where TF Serving serves Prometheus metrics unless its monitoring config says otherwise.
-METRICS_PATH = scrape.job("ml-inference").metrics_path
+METRICS_PATH = scrape_jobs.job("ml-inference").metrics_path
 
 
 class InferenceExporter(Exporter):

@@ -24,9 +24,7 @@ from typing import Any
 import requests
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
-from medobs.catalog import inference as catalog
-from medobs.exporters.base import safe_url
-from medobs.exporters.inference.recorder import (
+from exporters.inference.recorder import (
     MALFORMED_RESPONSE,
     OK,
     instrument,
@@ -35,6 +33,8 @@ from medobs.exporters.inference.recorder import (
     predictions_in,
     reason,
 )
+from medobs.core.catalog import inference as catalog
+from medobs.core.runtime import safe_url
 
 log = logging.getLogger("medobs.exporter.inference.probe")
 

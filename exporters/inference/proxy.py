@@ -17,8 +17,8 @@ outside ``--model`` are recorded as ``model="other"`` so a caller cannot grow th
 
 from __future__ import annotations
 
-import gzip
 import errno
+import gzip
 import json
 import logging
 import re
@@ -31,8 +31,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import urlsplit
 
-from medobs import UserError
-from medobs.exporters.inference.recorder import (
+from exporters.inference.recorder import (
     CONNECTION_ERROR,
     OK,
     TIMEOUT,
@@ -41,6 +40,7 @@ from medobs.exporters.inference.recorder import (
     predictions_in,
     reason,
 )
+from medobs import UserError
 
 log = logging.getLogger("medobs.exporter.inference.proxy")
 

@@ -25,8 +25,8 @@ from typing import Any, TypeVar
 import requests
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
 
-from medobs.catalog import Metric
-from medobs.catalog import inference as catalog
+from medobs.core.catalog import Metric
+from medobs.core.catalog import inference as catalog
 
 log = logging.getLogger("medobs.exporter.inference")
 

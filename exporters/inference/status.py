@@ -19,8 +19,8 @@ from typing import Any
 
 from prometheus_client.core import Metric
 
-from medobs.catalog import inference as catalog
-from medobs.exporters.base import gauge
+from medobs.core.catalog import inference as catalog
+from medobs.core.runtime import gauge
 
 #: TF Serving's ModelVersionStatus.State names.
 STATES = ("UNKNOWN", "START", "LOADING", "AVAILABLE", "UNLOADING", "END")

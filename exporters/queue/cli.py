@@ -8,14 +8,19 @@ import re
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from exporters.queue.client import HttpClient, TlsOptions
+from exporters.queue.collector import DEPTH_SOURCES, KEDA_MODES, QueueExporter, Settings
+from exporters.queue.management import MAX_PAGE_SIZE, ManagementApi
+from exporters.queue.plugin import PrometheusPlugin
+from exporters.queue.selection import QueueFilter
+from exporters.queue.topology import DEFAULT_DLQ_PATTERNS
 from medobs import UserError
-from medobs.exporters.base import add_server_arguments, positive_seconds, read_secret, serve
-from medobs.exporters.queue.client import HttpClient, TlsOptions
-from medobs.exporters.queue.collector import DEPTH_SOURCES, KEDA_MODES, QueueExporter, Settings
-from medobs.exporters.queue.management import MAX_PAGE_SIZE, ManagementApi
-from medobs.exporters.queue.plugin import PrometheusPlugin
-from medobs.exporters.queue.selection import QueueFilter
-from medobs.exporters.queue.topology import DEFAULT_DLQ_PATTERNS
+from medobs.core.runtime import (
+    add_server_arguments,
+    positive_seconds,
+    read_secret,
+    serve,
+)
 
 DEFAULT_PORT = 9419
 

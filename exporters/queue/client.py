@@ -12,7 +12,7 @@ from typing import Any
 import requests
 import urllib3
 
-from medobs.exporters.base import CollectionError, Deadline, safe_url
+from medobs.core.runtime import CollectionError, Deadline, safe_url
 
 #: Every kind of error the queue exporter counts (the ``kind`` label).
 ERROR_KINDS = ("connection", "tls", "timeout", "http_401", "http_error", "malformed")

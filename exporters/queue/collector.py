@@ -38,16 +38,24 @@ from dataclasses import dataclass, field
 
 from prometheus_client.core import Metric
 
-from medobs.catalog import Metric as CatalogMetric
-from medobs.catalog import queue as catalog
-from medobs.exporters.base import CollectionError, Deadline, Exporter, LinesFamily, counter, gauge, label_block
-from medobs.exporters.queue.counters import MonotonicCounters, Series
-from medobs.exporters.queue.management import MANAGEMENT, ManagementApi, Node, listing_depths
-from medobs.exporters.queue.model import QUEUE_COUNTERS, Depth, Detail, QueueKey, Reading
-from medobs.exporters.queue.plugin import PrometheusPlugin
-from medobs.exporters.queue.refresh import Refreshing
-from medobs.exporters.queue.selection import OTHER, QueueFilter, cap
-from medobs.exporters.queue.topology import DEFAULT_DLQ_PATTERNS, DlqPattern, Topology, resolve
+from exporters.queue.counters import MonotonicCounters, Series
+from exporters.queue.management import MANAGEMENT, ManagementApi, Node, listing_depths
+from exporters.queue.model import QUEUE_COUNTERS, Depth, Detail, QueueKey, Reading
+from exporters.queue.plugin import PrometheusPlugin
+from exporters.queue.refresh import Refreshing
+from exporters.queue.selection import OTHER, QueueFilter, cap
+from exporters.queue.topology import DEFAULT_DLQ_PATTERNS, DlqPattern, Topology, resolve
+from medobs.core.catalog import Metric as CatalogMetric
+from medobs.core.catalog import queue as catalog
+from medobs.core.runtime import (
+    CollectionError,
+    Deadline,
+    Exporter,
+    LinesFamily,
+    counter,
+    gauge,
+    label_block,
+)
 
 log = logging.getLogger("medobs.exporter.queue")
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Container
 
-from medobs.exporters.queue.model import RawCounters
+from exporters.queue.model import RawCounters
 
 Series = tuple[str, ...]
 

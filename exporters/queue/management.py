@@ -9,9 +9,8 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
 
-from medobs.exporters.base import CollectionError, Deadline, safe_url
-from medobs.exporters.queue.client import HttpClient
-from medobs.exporters.queue.model import (
+from exporters.queue.client import HttpClient
+from exporters.queue.model import (
     ACKNOWLEDGED,
     DELIVERED,
     PUBLISHED,
@@ -21,6 +20,7 @@ from medobs.exporters.queue.model import (
     QueueKey,
     Reading,
 )
+from medobs.core.runtime import CollectionError, Deadline, safe_url
 
 #: The "node" of counters read from the management API (for :class:`~.counters.MonotonicCounters`).
 MANAGEMENT = "management"

@@ -9,9 +9,17 @@ import functools
 import re
 from collections.abc import Iterator
 
-from medobs.exporters.base import CollectionError, Deadline, safe_url
-from medobs.exporters.queue.client import HttpClient
-from medobs.exporters.queue.model import ACKNOWLEDGED, DELIVERED, PUBLISHED, REDELIVERED, Depth, Detail, Reading
+from exporters.queue.client import HttpClient
+from exporters.queue.model import (
+    ACKNOWLEDGED,
+    DELIVERED,
+    PUBLISHED,
+    REDELIVERED,
+    Depth,
+    Detail,
+    Reading,
+)
+from medobs.core.runtime import CollectionError, Deadline, safe_url
 
 DEPTH_PATH = (
     "/metrics/detailed?family=queue_coarse_metrics&family=queue_consumer_count"

@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable
 from typing import Generic, TypeVar
 
-from medobs.exporters.base import CollectionError, Deadline
+from medobs.core.runtime import CollectionError, Deadline
 
 T = TypeVar("T")
 

@@ -7,7 +7,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from medobs.exporters.queue.model import Depth, QueueKey
+from exporters.queue.model import Depth, QueueKey
 
 #: The ``queue`` label of the aggregate of queues beyond the cap.
 OTHER = "__other__"

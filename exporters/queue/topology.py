@@ -20,8 +20,8 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-from medobs.exporters.queue.management import Node
-from medobs.exporters.queue.model import QueueKey
+from exporters.queue.management import Node
+from exporters.queue.model import QueueKey
 
 ARGUMENTS, POLICY, PATTERN = "arguments", "policy", "pattern"
 WORK, DLQ = "work", "dlq"

@@ -33,7 +33,7 @@ import requests
 from pika.spec import BasicProperties
 
 from medobs import UserError
-from medobs.exporters.base import read_secret, safe_url
+from medobs.core.runtime import read_secret, safe_url
 
 log = logging.getLogger("medobs.simulator.broker")
 

@@ -6,9 +6,14 @@ import argparse
 import signal
 import threading
 
-from medobs import UserError, port_offset_from_environment, scrape
-from medobs.exporters.base import listen_address
-from medobs.simulator.broker import DEFAULT_AMQP_URL, DEFAULT_MANAGEMENT_URL, BrokerSettings
+from medobs import UserError, port_offset_from_environment
+from medobs.core import scrape_jobs
+from medobs.core.runtime import listen_address
+from medobs.simulator.broker import (
+    DEFAULT_AMQP_URL,
+    DEFAULT_MANAGEMENT_URL,
+    BrokerSettings,
+)
 from medobs.simulator.database import DEFAULT_DSN, Database
 from medobs.simulator.platform import Config, Platform, run_until_stopped
 from medobs.simulator.ratelimit import DEFAULT_REDIS_URL
@@ -75,7 +80,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                        help="add N to the default ports below (default: $MEDOBS_PORT_OFFSET or 0)")
     for flag, job, what in LISTENERS:
         ports.add_argument(f"--{flag}", type=_address, metavar="HOST:PORT",
-                           help=f"{what} (default: 127.0.0.1:{scrape.job(job).stand_in_port})")
+                           help=f"{what} (default: 127.0.0.1:{scrape_jobs.job(job).stand_in_port})")
     ports.add_argument("--control-listen", type=_address, metavar="HOST:PORT",
                        help=f"the control endpoint (default: 127.0.0.1:{CONTROL_PORT})")
     ports.add_argument("--tfserving-upstream", metavar="URL",
@@ -111,7 +116,7 @@ def config_from(args: argparse.Namespace) -> Config:
     offset = args.port_offset if args.port_offset is not None else port_offset_from_environment()
     listens = {
         flag.replace("-", "_"): getattr(args, flag.replace("-", "_"))
-        or ("127.0.0.1", scrape.job(job).stand_in_port + offset)
+        or ("127.0.0.1", scrape_jobs.job(job).stand_in_port + offset)
         for flag, job, _ in LISTENERS
     }
     return Config(

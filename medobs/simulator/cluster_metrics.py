@@ -22,9 +22,9 @@ from __future__ import annotations
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
-from medobs.catalog import Metric as CatalogMetric
-from medobs.catalog import kubernetes as k8s
-from medobs.scrape import NAMESPACE
+from medobs.core.catalog import Metric as CatalogMetric
+from medobs.core.catalog import kubernetes as k8s
+from medobs.deploy.scrape import NAMESPACE
 from medobs.simulator.cluster import Cluster, Container, Pod
 
 #: The disk cAdvisor reports block I/O on, and the pod's network interface.

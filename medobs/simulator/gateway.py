@@ -39,7 +39,7 @@ from typing import Any
 import requests
 from prometheus_client.core import Metric
 
-from medobs.catalog import gateway as catalog
+from medobs.core.catalog import gateway as catalog
 from medobs.simulator import httpserver
 from medobs.simulator.chance import Dice, Share
 from medobs.simulator.micrometer import TimerFamily, exposition

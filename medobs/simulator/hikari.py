@@ -29,7 +29,7 @@ from contextlib import contextmanager
 import psycopg
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
-from medobs.catalog import gateway
+from medobs.core.catalog import gateway
 from medobs.simulator.micrometer import TimerFamily
 
 log = logging.getLogger("medobs.simulator.hikari")

@@ -20,13 +20,18 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 
-from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily, Metric, SummaryMetricFamily
+from prometheus_client.core import (
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+    SummaryMetricFamily,
+)
 from prometheus_client.exposition import generate_latest
 from prometheus_client.registry import Collector
 from prometheus_client.samples import Sample
 
-from medobs.catalog import Metric as CatalogMetric
-from medobs.catalog.gateway import micrometer_le
+from medobs.core.catalog import Metric as CatalogMetric
+from medobs.core.catalog.gateway import micrometer_le
 
 #: micrometer's distributionStatisticExpiry and bufferLength defaults (the window of ``_max``).
 MAX_EXPIRY_SECONDS = 120.0

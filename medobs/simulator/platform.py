@@ -28,7 +28,7 @@ from typing import Any
 import requests
 
 from medobs import UserError
-from medobs.catalog import gateway as catalog
+from medobs.core.catalog import gateway as catalog
 from medobs.simulator import broker, cluster_metrics, control, httpserver
 from medobs.simulator.broker import BrokerSettings, Consumer, Publisher
 from medobs.simulator.cluster import Cluster, Work

@@ -36,10 +36,10 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from medobs.catalog import tfserving
+from medobs.core.catalog import tfserving
 from medobs.simulator import httpserver
 
-MODEL = "resnet50_chest_xray"
+MODEL = tfserving.MODEL
 #: The radiology model's classes, one probability each in a prediction.
 CLASSES = ("normal", "pneumonia", "effusion", "cardiomegaly")
 #: A tiny image tensor for predict requests (the simulator does not look at pixels).

@@ -1,0 +1,2 @@
+"""Deployment objects: Prometheus scrape configurations, Kubernetes manifests and
+prometheus-operator objects, postgres_exporter queries."""

@@ -1,0 +1,224 @@
+"""`medobs dashboards publish` against a local server that follows Grafana's HTTP API
+(tests/fake_grafana.py): no Grafana can run on these machines."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+
+import pytest
+
+from dashboards.model import BUILT_DASHBOARDS, load
+from dashboards.provisioning import FOLDER_TITLE, FOLDER_UID
+from medobs.core.links import DASHBOARD_UIDS
+from tests.conftest import free_port, medobs
+from tests.fake_grafana import EDITOR, VIEWER, FakeGrafana
+
+TOKEN = "glsa_editor_7f3c9d2e1b8a4c6f"
+VIEWER_TOKEN = "glsa_viewer_0a1b2c3d4e5f6a7b"
+UIDS = sorted(DASHBOARD_UIDS.values())
+
+
+@pytest.fixture
+def grafana():
+    fake = FakeGrafana({TOKEN: EDITOR, VIEWER_TOKEN: VIEWER}).start()
+    yield fake
+    fake.stop()
+
+
+def publish(grafana: FakeGrafana, *args: str, token: str | None = TOKEN, url: str | None = None):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GRAFANA_")}
+    env["GRAFANA_URL"] = url or grafana.url
+    if token is not None:
+        env["GRAFANA_TOKEN"] = token
+    result = medobs("dashboards", "publish", "--retries", "2", *args, env=env)
+    for secret in (TOKEN, VIEWER_TOKEN):
+        assert secret not in result.stdout + result.stderr, "a token was printed"
+    return result
+
+
+def one_line_error(result) -> str:
+    assert result.returncode == 2, result.stdout + result.stderr
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith("medobs dashboards: error: ") and "Traceback" not in line
+    return line
+
+
+def test_first_publish_creates_the_folder_and_every_dashboard(grafana):
+    result = publish(grafana)
+    assert result.returncode == 0, result.stderr
+    assert grafana.folders[FOLDER_UID]["title"] == FOLDER_TITLE
+    assert sorted(grafana.dashboards) == UIDS
+    for board in load([BUILT_DASHBOARDS]):
+        stored = grafana.dashboards[board.uid]
+        assert stored.folder_uid == FOLDER_UID
+        assert stored.version == 1
+        assert {k: v for k, v in stored.model.items() if k not in ("id", "version")} == {
+            k: v for k, v in board.model.items() if k not in ("id", "version")
+        }
+        assert stored.versions[-1][1].startswith("Published by medobs")
+    lines = result.stdout.splitlines()
+    assert lines[0] == f"folder '{FOLDER_UID}' ({FOLDER_TITLE}): created"
+    assert [line.split(":")[0].split(" ")[0] for line in lines[1:]] == [f"[{i}/5]" for i in range(1, 6)]
+    assert all(line.endswith("created (version 1)") for line in lines[1:])
+
+
+def test_second_publish_changes_nothing(grafana):
+    assert publish(grafana).returncode == 0
+    before = len(grafana.writes())
+    result = publish(grafana)
+    assert result.returncode == 0, result.stderr
+    assert len(grafana.writes()) == before, "the second publish wrote to Grafana"
+    assert result.stdout.count("unchanged (version 1)") == 5
+
+
+def test_an_edited_dashboard_is_updated_with_a_message_and_dry_run_shows_the_diff(grafana, tmp_path):
+    assert publish(grafana).returncode == 0
+    edited = tmp_path / "dashboards"
+    shutil.copytree(BUILT_DASHBOARDS, edited)
+    model = json.loads((edited / "gpu.json").read_text())
+    panel = next(p for p in model["panels"] if p["title"] == "Temperature")
+    panel["title"] = "GPU temperature"
+    (edited / "gpu.json").write_text(json.dumps(model))
+    writes = len(grafana.writes())
+
+    dry = publish(grafana, "--dry-run", str(edited))
+    assert dry.returncode == 0, dry.stderr
+    assert len(grafana.writes()) == writes, "--dry-run wrote to Grafana"
+    assert "medobs-gpu (GPU): would be updated:" in dry.stdout
+    assert '-      "title": "Temperature",' in dry.stdout and '+      "title": "GPU temperature",' in dry.stdout
+    assert dry.stdout.count("unchanged (version 1)") == 4
+
+    result = publish(grafana, "--message", "Rename the temperature panel", str(edited))
+    assert result.returncode == 0, result.stderr
+    stored = grafana.dashboards["medobs-gpu"]
+    assert stored.version == 2
+    assert stored.versions[-1] == (2, "Rename the temperature panel")
+    assert any(p["title"] == "GPU temperature" for p in stored.model["panels"])
+    assert "medobs-gpu (GPU): updated (version 2)" in result.stdout
+    assert all(grafana.dashboards[uid].version == 1 for uid in UIDS if uid != "medobs-gpu")
+
+
+def test_a_dashboard_moved_to_another_folder_is_moved_back(grafana):
+    assert publish(grafana).returncode == 0
+    grafana.add_folder("elsewhere", "Elsewhere")
+    grafana.dashboards["medobs-slo"].folder_uid = "elsewhere"
+    result = publish(grafana)
+    assert result.returncode == 0
+    assert grafana.dashboards["medobs-slo"].folder_uid == FOLDER_UID
+    assert "medobs-slo (SLOs): updated (version 2)" in result.stdout
+
+
+def test_401_is_one_clear_line(grafana):
+    line = one_line_error(publish(grafana, token="glsa_wrong_token_123"))
+    assert "refused the credentials (401 Unauthorized)" in line and "GRAFANA_TOKEN" in line
+    assert "glsa_wrong_token_123" not in line
+    assert grafana.dashboards == {}
+
+
+def test_403_is_one_clear_line(grafana):
+    line = one_line_error(publish(grafana, token=VIEWER_TOKEN))
+    assert "403 Access denied" in line and "Editor role" in line
+
+
+def test_412_name_exists_is_one_clear_line_and_the_others_go_on(grafana):
+    grafana.add_folder(FOLDER_UID, FOLDER_TITLE)
+    foreign = grafana.add_dashboard({"uid": "team-gpu", "title": "GPU", "tags": ["team"]}, FOLDER_UID)
+    result = publish(grafana)
+    assert result.returncode == 1
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith("[2/5] medobs-gpu (GPU): error: Grafana refused it (412 name-exists: ")
+    assert "rename or delete that one" in line
+    assert grafana.dashboards["team-gpu"] is foreign and foreign.version == 1, "another team's dashboard was replaced"
+    assert sorted(grafana.dashboards) == sorted({*UIDS, "team-gpu"} - {"medobs-gpu"})
+
+
+def test_409_folder_title_taken_is_one_clear_line(grafana):
+    grafana.add_folder("their-folder", FOLDER_TITLE)
+    line = one_line_error(publish(grafana))
+    assert "409" in line and "--folder-uid" in line
+    assert grafana.dashboards == {}
+
+
+def test_prune_removes_only_managed_dashboards_that_are_no_longer_defined(grafana):
+    grafana.add_folder(FOLDER_UID, FOLDER_TITLE)
+    grafana.add_dashboard({"uid": "medobs-old-board", "title": "Old board", "tags": ["medobs"]}, FOLDER_UID)
+    grafana.add_dashboard({"uid": "copy-of-gpu", "title": "Copy of GPU", "tags": ["medobs", "gpu"]}, FOLDER_UID)
+    grafana.add_dashboard({"uid": "medobs-notes", "title": "Notes", "tags": ["team"]}, FOLDER_UID)
+
+    dry = publish(grafana, "--prune", "--dry-run")
+    assert dry.returncode == 0, dry.stderr
+    assert "prune medobs-old-board (Old board): would be deleted" in dry.stdout
+    assert "medobs-old-board" in grafana.dashboards
+
+    assert publish(grafana).returncode == 0
+    assert "medobs-old-board" in grafana.dashboards, "deleted without --prune"
+
+    result = publish(grafana, "--prune")
+    assert result.returncode == 0, result.stderr
+    assert "prune medobs-old-board (Old board): deleted" in result.stdout
+    assert sorted(grafana.dashboards) == sorted({*UIDS, "copy-of-gpu", "medobs-notes"})
+
+
+def test_5xx_is_retried_with_backoff(grafana):
+    grafana.fail_next(2, status=503)
+    result = publish(grafana)
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.count("answered 503") == 2 and "retrying in 0.5s" in result.stderr
+    assert "retrying in 1s" in result.stderr
+    assert sorted(grafana.dashboards) == UIDS
+
+
+def test_5xx_that_persists_is_one_clear_line(grafana):
+    grafana.fail_next(10, status=502)
+    result = publish(grafana)
+    assert result.returncode == 2
+    line = result.stderr.strip().splitlines()[-1]
+    assert line.startswith("medobs dashboards: error: Grafana at ") and "answered 502" in line
+    assert line.endswith("after 3 attempts")
+
+
+def test_unreachable_grafana_is_retried_then_one_clear_line(grafana):
+    url = f"http://127.0.0.1:{free_port()}"
+    result = publish(grafana, url=url)
+    assert result.returncode == 2
+    assert result.stderr.count("retrying in") == 2
+    line = result.stderr.strip().splitlines()[-1]
+    assert line == (
+        f"medobs dashboards: error: cannot reach Grafana at {url} (ConnectionError) while reading folder "
+        f"'{FOLDER_UID}', after 3 attempts"
+    )
+
+
+def test_credentials_in_the_url_are_not_printed(grafana):
+    port = free_port()
+    result = publish(grafana, url=f"http://admin:s3cret-pass@127.0.0.1:{port}", token=None)
+    assert result.returncode == 2
+    assert "s3cret-pass" not in result.stderr + result.stdout
+    assert f"cannot reach Grafana at http://127.0.0.1:{port} " in result.stderr
+
+
+def test_token_from_a_file(grafana, tmp_path):
+    token_file = tmp_path / "token"
+    token_file.write_text(TOKEN + "\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GRAFANA_")}
+    env.update(GRAFANA_URL=grafana.url, GRAFANA_TOKEN_FILE=str(token_file))
+    result = medobs("dashboards", "publish", env=env)
+    assert result.returncode == 0, result.stderr
+    assert sorted(grafana.dashboards) == UIDS
+
+
+@pytest.mark.parametrize(("url", "token", "expected"), [
+    (None, TOKEN, "GRAFANA_URL is not set"),
+    ("ftp://grafana.example", TOKEN, "is not an http(s) URL"),
+    ("http://127.0.0.1:1", None, "GRAFANA_TOKEN is not set"),
+])
+def test_missing_settings_are_one_clear_line(url, token, expected):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GRAFANA_")}
+    if url:
+        env["GRAFANA_URL"] = url
+    if token:
+        env["GRAFANA_TOKEN"] = token
+    line = one_line_error(medobs("dashboards", "publish", env=env))
+    assert expected in line
