@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 MEDOBS := $(VENV)/bin/medobs
 
-.PHONY: all deps venv build check-build dashboards up down status test clean
+.PHONY: all deps venv build check-build docs dashboards up down status test test-fast clean
 
 all: build test
 
@@ -14,7 +14,7 @@ deps:
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[test]'
+	$(PY) -m pip install --quiet -e '.[all,test]'
 	touch $@
 
 venv: $(VENV)/.installed
@@ -24,6 +24,10 @@ build: venv
 
 check-build: venv
 	$(MEDOBS) build --check
+
+# The reference pages (CLI, metric catalog, alerts) generated from the code; a test fails when stale.
+docs: venv
+	$(PY) -m medobs.reference docs/reference
 
 # Build, lint and publish the Grafana dashboards to $$GRAFANA_URL with $$GRAFANA_TOKEN
 # (pass flags with DASHBOARDS_FLAGS="--dry-run" or "--prune").
@@ -42,8 +46,15 @@ down: venv
 status: venv
 	$(MEDOBS) stack $(STACK_FLAGS) status
 
+# Every test (tests/unit, tests/integration, tests/e2e) on pytest-xdist workers, a module per worker;
+# the end-to-end tests share one stack and run one after another on one worker (tests/conftest.py).
+TEST_WORKERS ?= 4
 test: deps venv
-	$(PY) -m pytest
+	$(PY) -m pytest -n $(TEST_WORKERS)
+
+# Unit tests and the quick integration tests: no end-to-end stack, nothing marked slow.
+test-fast: venv
+	$(PY) -m pytest -n $(TEST_WORKERS) -m "not e2e and not slow"
 
 clean:
 	rm -rf $(VENV) *.egg-info

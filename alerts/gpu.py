@@ -3,9 +3,10 @@ errors, hardware or thermal slowdown, a GPU fallen off the bus, a nearly full fr
 
 from __future__ import annotations
 
-from alerts.model import Alert, job, matches, percent, promql, seconds, sel
+from alerts.model import Alert, job, matches, percent, promql, sel
 from alerts.thresholds import Thresholds
 from medobs.core.catalog import gpu
+from medobs.core.durations import seconds
 
 SERVICE = "gpu"
 JOB = job("gpu")

@@ -9,14 +9,13 @@ Every alert carries what on-call needs (monitoring-mixins conventions): the labe
 
 from __future__ import annotations
 
-import re
 import string
 import textwrap
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from medobs.core import links, scrape_jobs
+from medobs.core import durations, links, scrape_jobs
 from medobs.core.catalog import Metric, platform
 
 Severity = Literal["critical", "warning", "info"]
@@ -72,17 +71,13 @@ _UNITS = {"s": "second", "m": "minute", "h": "hour", "d": "day"}
 
 def spoken(duration: str) -> str:
     """``5m`` -> ``5 minutes``, ``1h`` -> ``1 hour`` (for descriptions)."""
-    match = re.fullmatch(r"(\d+)([smhd])", duration)
-    if match is None:
+    try:
+        (number, unit), = durations.parts(duration)
+    except ValueError:
+        unit = ""
+    if unit not in _UNITS:
         raise ValueError(f"duration {duration!r}: use one number and one unit (30s, 5m, 1h, 2d)")
-    number, unit = int(match.group(1)), _UNITS[match.group(2)]
-    return f"{number} {unit}{'' if number == 1 else 's'}"
-
-
-def seconds(duration: str) -> int:
-    """``15m`` -> ``900``."""
-    spoken(duration)
-    return int(duration[:-1]) * {"s": 1, "m": 60, "h": 3600, "d": 86400}[duration[-1]]
+    return f"{number} {_UNITS[unit]}{'' if number == 1 else 's'}"
 
 
 class _Text(string.Template):

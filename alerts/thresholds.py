@@ -23,8 +23,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
-from alerts.model import seconds
 from medobs.core import scrape_jobs
+from medobs.core.durations import seconds
 
 #: How long a condition must hold before its alert fires (a Prometheus duration: ``5m``).
 For = str
@@ -76,7 +76,7 @@ class Gpu:
     )
     slowdown_for: For = "5m"
     #: Framebuffer used / total. TF Serving grabs nearly all GPU memory unless it runs with
-    #: --per_process_gpu_memory_fraction; see docs/runbooks/GpuMemoryNearlyFull.md.
+    #: --per_process_gpu_memory_fraction; see alerts/runbooks/GpuMemoryNearlyFull.md.
     memory_used_ratio: float = 0.95
     memory_for: For = "15m"
 

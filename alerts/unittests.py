@@ -22,9 +22,8 @@ from typing import Any
 import yaml
 
 from alerts.model import Alert
-from medobs import UserError
+from medobs import UserError, package_data
 
-SOURCE_DIR = Path(__file__).resolve().parent / "tests"
 KINDS = ("failure", "healthy", "borderline")
 EVALUATION_INTERVAL = "1m"
 STATIC_ANNOTATIONS = ("summary", "runbook_url", "dashboard_url")
@@ -42,11 +41,17 @@ class Case:
     fires: bool
 
 
+def source_dir() -> Path:
+    """The folder of the test sources: package data (``alerts/tests/``)."""
+    return package_data("alerts", "tests")
+
+
 def sources(domain: str) -> list[Path]:
     """A domain's test sources: ``<domain>.yml`` and any ``<domain>-<topic>.yml``."""
-    found = sorted(SOURCE_DIR.glob(f"{domain}.yml")) + sorted(SOURCE_DIR.glob(f"{domain}-*.yml"))
+    folder = source_dir()
+    found = sorted(folder.glob(f"{domain}.yml")) + sorted(folder.glob(f"{domain}-*.yml"))
     if not found:
-        raise UserError(f"{SOURCE_DIR / (domain + '.yml')} is missing: every alert domain needs promtool unit tests")
+        raise UserError(f"alerts/tests/{domain}.yml is missing: every alert domain needs promtool unit tests")
     return found
 
 

@@ -20,14 +20,14 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Literal
 
-import requests
 from promql_parser import Matcher, MatchOp
 
-from dashboards import promql
+from dashboards import variables
 from dashboards.model import Board, queries, variable_query
 from medobs import UserError
-from medobs.core import catalog
+from medobs.core import catalog, durations, promql
 from medobs.core.catalog import gpu
+from medobs.core.prometheus import Prometheus, QueryError
 from medobs.core.runtime import safe_url
 
 Status = Literal["ok", "empty", "no-gpu"]
@@ -38,10 +38,6 @@ _REGEX_SPECIAL = re.compile(r"([\\.^$|?*+()\[\]{}])")
 _SHOWN_VALUES = 8
 #: Why a query whose series hold only NaN draws nothing (Grafana shows no points for NaN).
 ONLY_NAN = "it returns only NaN, which draws nothing: a ratio with nothing to divide (0/0, no traffic in the window)"
-
-
-class QueryError(Exception):
-    """Prometheus rejected one query (bad_data ...): a reason for that panel, not the end of the check."""
 
 
 @dataclass(frozen=True)
@@ -61,48 +57,12 @@ class PanelResult:
     reasons: list[Reason] = field(default_factory=list)
 
 
-class Prometheus:
-    """The few Prometheus HTTP API calls the check needs; one clear error when it is unreachable."""
-
-    def __init__(self, url: str, timeout: float):
-        self.url = url.rstrip("/")
-        self.timeout = timeout
-        self.session = requests.Session()
-
-    def _call(self, path: str, params: dict[str, Any], method: str = "POST") -> Any:
-        address = safe_url(self.url)
-        where = {"data": params} if method == "POST" else {"params": params}
-        try:
-            response = self.session.request(method, f"{self.url}{path}", timeout=self.timeout, **where)
-        except requests.RequestException as error:
-            raise UserError(f"cannot reach Prometheus at {address}: {type(error).__name__}") from None
-        try:
-            body = response.json()
-        except ValueError:
-            body = None
-        if isinstance(body, dict) and body.get("status") == "error" and response.status_code in (400, 422):
-            raise QueryError(str(body.get("error", "bad query")))
-        if response.status_code != 200 or not isinstance(body, dict) or body.get("status") != "success":
-            raise UserError(f"{address} does not answer like Prometheus (HTTP {response.status_code} on {path})")
-        return body["data"]
-
-    def values(self, expr: str, start: float, end: float, instant: bool) -> list[float]:
-        """Every value ``expr`` returns over the window (NaN included), as the panel would draw it."""
-        if instant:
-            result = self._call("/api/v1/query", {"query": expr, "time": end})["result"]
-            return [float(series["value"][1]) for series in result]
-        step = (end - start) / POINTS
-        result = self._call("/api/v1/query_range", {"query": expr, "start": start, "end": end, "step": step})["result"]
-        return [float(value) for series in result for _, value in series["values"]]
-
-    def series(self, match: str, start: float, end: float) -> list[dict[str, str]]:
-        return list(self._call("/api/v1/series", {"match[]": match, "start": start, "end": end}))
-
-    def label_values(self, label: str, match: str | None, start: float, end: float) -> list[str]:
-        params: dict[str, Any] = {"start": start, "end": end}
-        if match:
-            params["match[]"] = match
-        return sorted(self._call(f"/api/v1/label/{label}/values", params, method="GET"))
+def panel_values(prometheus: Prometheus, expr: str, start: float, end: float, instant: bool) -> list[float]:
+    """Every value ``expr`` returns over the window (NaN included), as the panel would draw it."""
+    if instant:
+        return [float(series["value"][1]) for series in prometheus.query(expr, end)]
+    result = prometheus.query_range(expr, start, end, (end - start) / POINTS)
+    return [float(value) for series in result for _, value in series["values"]]
 
 
 def regex_of(values: Sequence[str]) -> str:
@@ -135,7 +95,7 @@ def resolve_variables(board: Board, prometheus: Prometheus, window: Window) -> t
     for variable in board.variables:
         name, kind = str(variable.get("name")), variable.get("type")
         text = variable_query(variable)
-        upstream = [problems[v] for v in promql.variables_in(text) if v in problems]
+        upstream = [problems[v] for v in variables.variables_in(text) if v in problems]
         if upstream:
             problems[name] = upstream[0]  # the root cause, once
         elif kind == "query":
@@ -143,7 +103,7 @@ def resolve_variables(board: Board, prometheus: Prometheus, window: Window) -> t
             if found:
                 values[name] = regex_of(found)
             else:
-                problems[name] = f"variable ${name} has no values: {promql.substitute(text, values)} found none"
+                problems[name] = f"variable ${name} has no values: {variables.substitute(text, values)} found none"
         elif kind == "custom":
             values[name] = regex_of([v.strip() for v in text.split(",") if v.strip()])
         elif kind in ("constant", "textbox"):
@@ -152,7 +112,7 @@ def resolve_variables(board: Board, prometheus: Prometheus, window: Window) -> t
 
 
 def _query_values(text: str, values: dict[str, str], prometheus: Prometheus, window: Window) -> list[str]:
-    parsed = promql.label_values(promql.substitute(text, values))
+    parsed = variables.label_values(variables.substitute(text, values))
     if parsed is None:
         raise UserError(f"variable query {text!r} is not label_values(...): the check cannot resolve it")
     selector, label = parsed
@@ -213,7 +173,7 @@ def diagnose(expr: str, prometheus: Prometheus, window: Window) -> list[Reason]:
 def _is_gpu_query(query: dict[str, Any]) -> bool:
     """Whether every metric the query reads comes from a GPU exporter."""
     try:
-        tree = promql.parse_template(query["expr"])
+        tree = variables.parse_template(query["expr"])
     except ValueError:
         return False
     entries = [catalog.lookup(promql.metric_name(s) or "") for s in promql.selectors(tree)]
@@ -230,17 +190,17 @@ def _query_reasons(
     query: dict[str, Any], values: dict[str, str], problems: dict[str, str], prometheus: Prometheus, window: Window,
 ) -> list[Reason]:
     """Why one panel query draws nothing over the window; [] when it has data."""
-    missing = [problems[v] for v in promql.variables_in(query["expr"]) if v in problems]
+    missing = [problems[v] for v in variables.variables_in(query["expr"]) if v in problems]
     if missing:
         return [Reason("variable", message) for message in missing]
-    expr = promql.substitute(query["expr"], values)
+    expr = variables.substitute(query["expr"], values)
     try:
-        found = prometheus.values(expr, window.start, window.end, bool(query.get("instant")))
+        found = panel_values(prometheus, expr, window.start, window.end, bool(query.get("instant")))
         if any(not math.isnan(value) for value in found):
             return []
         return [Reason("expression", ONLY_NAN)] if found else diagnose(expr, prometheus, window)
     except QueryError as error:
-        return [Reason("error", f"Prometheus rejected {expr!r}: {error}")]
+        return [Reason("error", f"Prometheus rejected {expr!r}: {error.reason}")]
     except ValueError as error:
         return [Reason("error", f"invalid PromQL {expr!r}: {error}")]
 
@@ -285,11 +245,11 @@ def window_of(duration: str, rate_interval: str) -> Window:
     """The last ``duration`` up to now; UserError when either is not a Prometheus duration."""
     for flag, value in (("--range", duration), ("--rate-interval", rate_interval)):
         try:
-            promql.seconds(value)
+            durations.parse(value)
         except ValueError:
             raise UserError(f"{flag} {value!r} is not a duration like 30s, 5m or 1h") from None
     end = time.time()
-    return Window(end - promql.seconds(duration), end, duration, rate_interval)
+    return Window(end - durations.parse(duration), end, duration, rate_interval)
 
 
 def summary(results: Sequence[PanelResult]) -> dict[str, int]:

@@ -8,7 +8,7 @@ import os
 from pathlib import Path
 
 from dashboards import check, lint, publish
-from dashboards.model import BUILT_DASHBOARDS, load
+from dashboards.model import load
 from dashboards.provisioning import FOLDER_TITLE, FOLDER_UID
 
 _STATUS_WORDS = {"ok": "ok", "empty": "EMPTY", "no-gpu": "NO GPU"}
@@ -69,8 +69,8 @@ def cmd_publish(args: argparse.Namespace) -> int:
 
 def _dashboards_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "dashboards", nargs="*", type=Path, default=[BUILT_DASHBOARDS], metavar="DASHBOARD",
-        help="dashboard JSON files or folders of them (default: build/grafana/dashboards/, written by `medobs build`)",
+        "dashboards", nargs="*", type=Path, metavar="DASHBOARD",
+        help="dashboard JSON files or folders of them (default: the package's, rendered as `medobs build` does)",
     )
 
 
@@ -79,14 +79,15 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "dashboards",
         help="lint, check against Prometheus, and publish the Grafana dashboards",
         description=(
-            "The Grafana dashboards built from dashboards/ into build/grafana/dashboards/ (`medobs build`): "
-            "lint them, check that every panel shows data in a Prometheus, publish them to Grafana."
+            "The package's Grafana dashboards (rendered from dashboards/, as `medobs build` writes them into "
+            "grafana/dashboards/), or the JSON files named: lint them, check that every panel shows data in a "
+            "Prometheus, publish them to Grafana."
         ),
     )
     commands = parser.add_subparsers(dest="dashboards_command", required=True, metavar="COMMAND")
 
     linter = commands.add_parser(
-        "lint", help="grafana dashboard-linter's rules over the built JSON (exit 1 on a violation)",
+        "lint", help="grafana dashboard-linter's rules over the dashboard JSON (exit 1 on a violation)",
         description=(
             "Check the dashboards against grafana dashboard-linter's rules: a datasource variable used by every "
             "panel, job / instance (or namespace / pod, service / slo) variables and matchers, $__rate_interval "
@@ -124,7 +125,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     checker.set_defaults(handler=cmd_check)
 
     publisher = commands.add_parser(
-        "publish", help="publish the built dashboards to Grafana ($GRAFANA_URL, $GRAFANA_TOKEN)",
+        "publish", help="publish the dashboards to Grafana ($GRAFANA_URL, $GRAFANA_TOKEN)",
         description=(
             "Publish the dashboards to the Grafana at $GRAFANA_URL with the service-account token in $GRAFANA_TOKEN "
             "(or the file named by $GRAFANA_TOKEN_FILE; it is never printed). Creates the folder if missing, saves "

@@ -17,10 +17,10 @@ from typing import Any
 
 from promql_parser import MatchOp, MatrixSelector, VectorSelector
 
-from dashboards import promql
+from dashboards import variables
 from dashboards.model import Board, queries, variable_query
 from dashboards.panels import MANAGED_TAG, REFRESH_ON_TIME_RANGE_CHANGE, SCOPES
-from medobs.core import catalog
+from medobs.core import catalog, promql
 
 #: Grafana's unit ids (packages/grafana-data/src/valueFormats/categories.ts), by category.
 _UNITS = """
@@ -142,13 +142,13 @@ def template_queries(board: Board) -> Iterator[Finding]:
         if variable.get("type") != "query":
             continue
         text = variable_query(variable)
-        label_values = promql.label_values(text)
+        label_values = variables.label_values(text)
         query_result = _QUERY_RESULT.match(text)
         expression = label_values[0] if label_values else (query_result["expr"] if query_result else None)
         problem = None if label_values or query_result else "is neither label_values(...) nor query_result(...)"
         if expression:
             try:
-                promql.parse_template(expression)
+                variables.parse_template(expression)
             except ValueError as error:
                 problem = f"has invalid PromQL: {error}"
         if problem:
@@ -234,7 +234,7 @@ def target_rules(board: Board) -> Iterator[Finding]:
         for query in queries(panel):
             where = _where(board, panel, query)
             try:
-                tree = promql.parse_template(query["expr"])
+                tree = variables.parse_template(query["expr"])
             except ValueError as error:
                 yield "target-promql-rule", f"{where}: invalid PromQL {query['expr']!r}: {error}"
                 continue
@@ -245,7 +245,7 @@ def _target_findings(where: str, tree: Any, scopes: list[Any]) -> Iterator[Findi
     for node, parents in promql.walk(tree):
         if isinstance(node, MatrixSelector) and parents:
             function = getattr(getattr(parents[-1], "func", None), "name", None)
-            if function in RATE_FUNCTIONS and node.range != promql.RATE_INTERVAL_PLACEHOLDER:
+            if function in RATE_FUNCTIONS and node.range != variables.RATE_INTERVAL_PLACEHOLDER:
                 yield "target-rate-interval-rule", f"{where}: {function}() over {node} should use $__rate_interval"
         if not isinstance(node, VectorSelector):
             continue

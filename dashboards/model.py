@@ -1,4 +1,5 @@
-"""The built dashboard JSON, as ``lint``, ``check`` and ``publish`` read it."""
+"""The dashboard JSON models, as ``lint``, ``check`` and ``publish`` read them: the package's own,
+rendered fresh, or the files a user names."""
 
 from __future__ import annotations
 
@@ -8,11 +9,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from dashboards.generate import DASHBOARDS_DIR
-from medobs import REPO_ROOT, UserError
-
-#: Where ``medobs build`` writes the dashboards: the default input of every command.
-BUILT_DASHBOARDS = REPO_ROOT / "build" / DASHBOARDS_DIR
+from dashboards import generate
+from medobs import UserError
 
 
 @dataclass(frozen=True)
@@ -54,8 +52,19 @@ def queries(panel: dict[str, Any]) -> list[dict[str, Any]]:
     return [t for t in panel.get("targets", []) if not t.get("hide") and t.get("expr")]
 
 
+def defined() -> list[Board]:
+    """The package's dashboards, rendered now exactly as ``medobs build`` writes them (each named
+    by its path under the build folder), sorted by file name."""
+    prefix = f"{generate.DASHBOARDS_DIR}/"
+    built = generate.build_files()
+    return [Board(Path(path), json.loads(built[path])) for path in sorted(built) if path.startswith(prefix)]
+
+
 def load(paths: Sequence[Path]) -> list[Board]:
-    """The dashboards in ``paths`` (files, or folders of ``*.json``), sorted by file name."""
+    """The dashboards in ``paths`` (files, or folders of ``*.json``), sorted by file name; with no
+    paths, the package's own (:func:`defined`)."""
+    if not paths:
+        return defined()
     files: list[Path] = []
     for path in paths:
         if path.is_dir():
@@ -63,9 +72,9 @@ def load(paths: Sequence[Path]) -> list[Board]:
         elif path.is_file():
             files.append(path)
         else:
-            raise UserError(f"{path} does not exist: run `make build` first, or name dashboard JSON files")
+            raise UserError(f"{path} does not exist: name dashboard JSON files or folders, or none for the package's")
     if not files:
-        raise UserError(f"no dashboard JSON files in {', '.join(map(str, paths))}: run `make build` first")
+        raise UserError(f"no dashboard JSON files in {', '.join(map(str, paths))}")
     boards = []
     for file in files:
         try:

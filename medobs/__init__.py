@@ -1,12 +1,11 @@
 """medobs: observability and SLOs for the medical-imaging ML platform."""
 
 import os
+from importlib import resources
 from pathlib import Path
 
+#: The package's version: the single source (pyproject.toml's hatch reads it from here).
 __version__ = "0.1.0"
-
-#: The source checkout (the folder holding pyproject.toml, build/, slo/specs/ ...).
-REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
 class UserError(Exception):
@@ -25,3 +24,15 @@ def port_offset_from_environment() -> int:
         return int(text)
     except ValueError:
         raise UserError(f"MEDOBS_PORT_OFFSET must be a whole number, not {text!r}") from None
+
+
+def package_data(package: str, *parts: str) -> Path:
+    """A file or folder shipped inside ``package`` (``package_data("slo", "specs")``).
+
+    Read with :mod:`importlib.resources`, so it is found wherever the package is installed; a
+    wheel is installed unzipped, so the resource is a real path that other tools can read too.
+    """
+    path = Path(str(resources.files(package))).joinpath(*parts)
+    if not path.exists():
+        raise UserError(f"{package}/{'/'.join(parts)} is missing from the installed package: reinstall medobs")
+    return path

@@ -1,8 +1,8 @@
-"""``medobs build``: regenerate everything under build/ from the definitions.
+"""``medobs build``: regenerate the generated files of build/ (or ``--out``) from the definitions.
 
-build/ holds generated files only. Each generator returns ``{path under build/: text}``; the
-union is written, files that no generator produces any more are removed, and ``--check``
-compares instead of writing (the tests use it to fail on a stale build/).
+Each generator returns ``{path under build/: text}``; the union is written into a folder that
+:class:`medobs.core.owned.OwnedFolder` manages: only files this command generated are replaced or
+removed, and ``--check`` compares instead of writing (the tests use it to fail on a stale build/).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from pathlib import Path
 
 from alerts import build as alerts
 from dashboards import generate as dashboards
-from medobs import REPO_ROOT, UserError
+from medobs.core.owned import OwnedFolder
 from medobs.deploy import kubernetes as k8s
 from medobs.deploy import postgres_queries, scrape
 from slo import files as slo
@@ -43,40 +43,14 @@ def generate() -> dict[str, str]:
     return dict(sorted(files.items()))
 
 
-def existing_files(root: Path) -> set[str]:
-    if not root.exists():
-        return set()
-    return {str(p.relative_to(root)) for p in root.rglob("*") if p.is_file()}
+def folder(root: Path) -> OwnedFolder:
+    """The output folder, owned through its ``.medobs-build.json`` manifest."""
+    return OwnedFolder(root, "build")
 
 
-def differences(root: Path, files: dict[str, str]) -> list[str]:
-    """One line per file that is missing, changed or left over, relative to ``root``."""
-    lines = []
-    for path in sorted(existing_files(root) | set(files)):
-        target = root / path
-        if path not in files:
-            lines.append(f"left over: {path}")
-        elif not target.exists():
-            lines.append(f"missing:   {path}")
-        elif target.read_text() != files[path]:
-            lines.append(f"changed:   {path}")
-    return lines
-
-
-def write(root: Path, files: dict[str, str]) -> list[str]:
-    """Bring ``root`` to exactly ``files``; returns what changed."""
-    changes = differences(root, files)
-    for path in existing_files(root) - set(files):
-        (root / path).unlink()
-    for path, text in files.items():
-        target = root / path
-        if not target.exists() or target.read_text() != text:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_text(text)
-    for folder in sorted((p for p in root.rglob("*") if p.is_dir()), key=lambda p: -len(p.parts)):
-        if not any(folder.iterdir()):
-            folder.rmdir()
-    return changes
+def write(root: Path, files: dict[str, str], *, force: bool = False) -> list[str]:
+    """Bring the generated files of ``root`` to ``files``, leaving every other file alone."""
+    return folder(root).write(files, force=force)
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -84,35 +58,40 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "build",
         help="regenerate build/ (scrape configs, rules, dashboards, Kubernetes objects)",
         description=(
-            "Regenerate every file under build/ deterministically from the definitions in this "
-            "package. build/ holds generated files only: files no generator produces are removed."
+            "Regenerate every generated file under the output folder deterministically from the "
+            "definitions in this package. Its .medobs-build.json lists what it generated: a run "
+            "removes only files its previous run generated that are no longer generated, and never "
+            "touches any other file there; a generated path holding someone else's file is refused."
         ),
     )
     parser.add_argument(
-        "--out", type=Path, default=REPO_ROOT / "build", help="output folder (default: build/ of the checkout)"
+        "--out", type=Path, default=Path("build"), help="output folder (default: build in the current folder)"
     )
     parser.add_argument(
         "--check", action="store_true",
-        help="write nothing; exit 1 and list the differences when the folder is stale",
+        help="write nothing; exit 1 and list the generated files that are missing, changed or left over",
+    )
+    parser.add_argument(
+        "--force", action="store_true",
+        help="take over files already at generated paths that this command did not write (overwriting them)",
     )
     parser.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
     files = generate()
+    where = args.out.resolve()
     if args.check:
-        stale = differences(args.out, files)
+        stale = folder(args.out).differences(files)
         for line in stale:
             print(line)
         if stale:
-            print(f"{args.out} is stale: run `make build` and commit the result")
+            print(f"{where} is stale: run `medobs build --out {args.out}` (in the checkout: `make build`)")
             return 1
-        print(f"{args.out} is up to date ({len(files)} files)")
+        print(f"{where} is up to date ({len(files)} files)")
         return 0
-    if args.out.exists() and not args.out.is_dir():
-        raise UserError(f"--out {args.out} is not a folder")
-    changes = write(args.out, files)
+    changes = write(args.out, files, force=args.force)
     for line in changes:
         print(line)
-    print(f"{args.out}: {len(files)} files, {len(changes)} changed")
+    print(f"{where}: {len(files)} generated files, {len(changes)} changed")
     return 0

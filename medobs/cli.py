@@ -11,19 +11,29 @@ from typing import NoReturn
 
 from medobs import UserError, __version__
 
-# Each command and the module whose ``add_parser`` registers it. Only the module of the command
-# being run is imported, so that an exporter runs without the stack's, the simulator's or the
-# dashboards' dependencies in its memory.
-COMMANDS: dict[str, str] = {
-    "build": "medobs.build",
-    "dashboards": "dashboards.cli",
-    "stack": "medobs.stack",
-    "exporter": "exporters.cli",
-    "rules": "medobs.rules",
-    "backup-metrics": "alerts.cli",
-    "slo": "slo.cli",
-    "simulate": "medobs.simulator.cli",
+# Each command (a group's subcommands named after it: "exporter gpu"), the module whose
+# ``add_parser`` registers it (a group's returns its subparsers), and the extra it needs beyond
+# the core (pyproject.toml). Only the modules of the command being run are imported, so that an
+# exporter runs without the stack's, the simulator's or the dashboards' dependencies installed.
+COMMANDS: dict[str, tuple[str, str | None]] = {
+    "build": ("medobs.build", "build"),
+    "dashboards": ("dashboards.cli", "build"),
+    "stack": ("medobs.stack", "stack"),
+    "exporter": ("exporters.cli", None),
+    "exporter gpu": ("exporters.gpu.cli", "gpu"),
+    "exporter inference": ("exporters.inference.cli", "inference"),
+    "exporter queue": ("exporters.queue.cli", "queue"),
+    "rules": ("medobs.rules", "build"),
+    "backup-metrics": ("alerts.cli", None),
+    "slo": ("slo.cli", "build"),
+    "simulate": ("medobs.simulator.cli", "stack"),
 }
+#: The third-party modules the extras bring (import names): one of them missing means an extra
+#: is not installed; any other missing module is a bug and stays a traceback.
+EXTRA_MODULES = frozenset({
+    "attr", "grafanalib", "h2", "pika", "promql_parser", "psutil", "psycopg", "pynvml", "redis",
+    "requests", "urllib3", "yaml",
+})
 
 
 class _Parser(argparse.ArgumentParser):
@@ -34,9 +44,44 @@ class _Parser(argparse.ArgumentParser):
 
 
 def chosen_command(argv: list[str]) -> str | None:
-    """The command named on the line (the top-level options take no values), if it is a known one."""
-    command = next((arg for arg in argv if not arg.startswith("-")), None)
-    return command if command in COMMANDS else None
+    """The deepest known command named on the line (``exporter gpu``); the top-level options and
+    the groups take no values, so a group's subcommand is the word right after it."""
+    words = argv[next((i for i, arg in enumerate(argv) if not arg.startswith("-")), len(argv)):]
+    chosen = None
+    for depth in range(1, len(words) + 1):
+        if " ".join(words[:depth]) not in COMMANDS:
+            break
+        chosen = " ".join(words[:depth])
+    return chosen
+
+
+def missing_extra(command: str, error: ModuleNotFoundError) -> str | None:
+    """What to install when ``command`` needs an extra that ``error`` shows missing (``needs the
+    gpu extra: pip install 'medobs[gpu]'``); None for any other missing module."""
+    extra = COMMANDS[command][1]
+    if extra is None or (error.name or "").partition(".")[0] not in EXTRA_MODULES:
+        return None
+    return f"needs the {extra} extra: pip install 'medobs[{extra}]'"
+
+
+def _register(subparsers: argparse._SubParsersAction, group: str, chosen: str | None) -> None:
+    """The commands of ``group`` ("" for the top level): the chosen one alone, or all of them; a
+    command whose extra is missing is listed with what to install (its import fails only when run)."""
+    prefix = f"{group} " if group else ""
+    names = [name for name in COMMANDS if name.startswith(prefix) and " " not in name[len(prefix):]]
+    on_the_line = [name for name in names if chosen and (chosen + " ").startswith(name + " ")]
+    for name in on_the_line or names:
+        try:
+            module = importlib.import_module(COMMANDS[name][0])
+        except ModuleNotFoundError as error:
+            needs = missing_extra(name, error)
+            if name in on_the_line or needs is None:
+                raise
+            subparsers.add_parser(name[len(prefix):], help=needs)
+            continue
+        commands = module.add_parser(subparsers)
+        if commands is not None:
+            _register(commands, name, chosen)
 
 
 def parser(command: str | None = None) -> argparse.ArgumentParser:
@@ -53,15 +98,12 @@ def parser(command: str | None = None) -> argparse.ArgumentParser:
     root.add_argument("--version", action="version", version=f"medobs {__version__}")
     root.add_argument("-v", "--verbose", action="store_true", help="log debug detail")
     commands = root.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
-    modules = [COMMANDS[command]] if command else COMMANDS.values()
-    for module in dict.fromkeys(modules):
-        importlib.import_module(module).add_parser(commands)
+    _register(commands, "", command)
     return root
 
 
-def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    args = parser(chosen_command(argv)).parse_args(argv)
+def run(command: str | None, argv: list[str]) -> int:
+    args = parser(command).parse_args(argv)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
@@ -77,6 +119,20 @@ def main(argv: list[str] | None = None) -> int:
         # The reader went away (`medobs rules list | head -1`): no traceback, nothing more to write.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    command = chosen_command(argv)
+    try:
+        return run(command, argv)
+    except ModuleNotFoundError as error:
+        # An extra the command needs is not installed (when its module or its handler imports it).
+        needs = missing_extra(command, error) if command else None
+        if needs is None:
+            raise
+        print(f"medobs {command}: {needs}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

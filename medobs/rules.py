@@ -37,9 +37,6 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     commands = rules.add_subparsers(dest="rules_command", required=True, metavar="COMMAND")
     listing = commands.add_parser("list", help="every alert with its domain, severity, for and summary")
-    listing.add_argument(
-        "--format", choices=("table", "markdown"), default="table", help="output format (default: %(default)s)"
-    )
     listing.set_defaults(handler=cmd_list)
     for name, handler, text in (
         ("check", cmd_check, "promtool check rules and amtool check-config on the built files"),
@@ -62,12 +59,6 @@ def cmd_list(args: argparse.Namespace) -> int:
             if alert.name not in seen:
                 seen.add(alert.name)
                 rows.append([alert.name, domain, alert.severity, alert.for_, alert.summary])
-    if args.format == "markdown":
-        print(f"| {' | '.join(h.lower() for h in rows[0])} |")
-        print("|" + "---|" * len(rows[0]))
-        for row in rows[1:]:
-            print(f"| [{row[0]}](runbooks/{row[0]}.md) | {' | '.join(row[1:])} |")
-        return 0
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
     for row in rows:
         print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)) + "  " + row[-1])

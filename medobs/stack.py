@@ -1,7 +1,9 @@
 """``medobs stack``: the local monitoring stack on loopback, without Docker.
 
-``up`` starts each component as a background process with its pid, log and data under a state
-folder outside the source tree (``$MEDOBS_STATE_DIR``, default ``~/.local/state/medobs``):
+``up`` renders the generated configs (``medobs build``) into ``build/`` of a state folder outside
+the source tree (``$MEDOBS_STATE_DIR``, default ``~/.local/state/medobs``; ``--build-dir`` names
+another build instead) and starts each component as a background process with its pid, log and
+data under that state folder:
 a streaming replica of the local PostgreSQL (:mod:`medobs.replica`), Prometheus and Alertmanager
 with the generated configs, postgres_exporter for the primary and for the replica,
 redis_exporter and node_exporter, the package's queue, GPU and inference exporters, and the
@@ -34,10 +36,11 @@ import yaml
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from alerts import alertmanager
-from medobs import REPO_ROOT, UserError, port_offset_from_environment, replica
+from medobs import UserError, build, port_offset_from_environment, replica
 from medobs.core import scrape_jobs
 from medobs.core.catalog import Metric, gpu, inference, postgres, queue, redis
 from medobs.core.catalog.tfserving import MODEL
+from medobs.core.prometheus import Prometheus
 from medobs.deploy import scrape
 from medobs.simulator.broker import DEFAULT_AMQP_URL, DEFAULT_MANAGEMENT_URL
 from medobs.simulator.cli import CONTROL_PORT, LISTENERS
@@ -96,7 +99,9 @@ class Stack:
         """The native config from build/; re-rendered into the state folder when ports move."""
         built = self.build_dir / "prometheus" / "prometheus-native.yml"
         if not built.exists():
-            raise UserError(f"{built} is missing: run `make build` first (or pass --build-dir)")
+            raise UserError(
+                f"{built} is missing: run `medobs build --out {self.build_dir}` first, or leave --build-dir out"
+            )
         if self.port_offset == 0 and self.scrape_interval == scrape_jobs.SCRAPE_INTERVAL:
             return built
         config = scrape.prometheus_config("native", self.ports, self.scrape_interval)
@@ -110,7 +115,9 @@ class Stack:
         receivers post to the loopback webhook port, moved by the offset too)."""
         built = self.build_dir / "alertmanager" / "alertmanager-native.yml"
         if not built.exists():
-            raise UserError(f"{built} is missing: run `make build` first (or pass --build-dir)")
+            raise UserError(
+                f"{built} is missing: run `medobs build --out {self.build_dir}` first, or leave --build-dir out"
+            )
         if self.port_offset == 0:
             return built
         target = self.path("alertmanager.yml")
@@ -469,20 +476,14 @@ def _gone(process: psutil.Process, timeout: float) -> bool:
 # --- Prometheus targets ----------------------------------------------------------------------
 
 
-def _prometheus_api(stack: Stack, path: str, **params: str) -> Any:
-    url = stack.url("prometheus") + path
-    try:
-        response = requests.get(url, params=params, timeout=5)
-        response.raise_for_status()
-        return response.json()["data"]
-    except (requests.RequestException, ValueError, KeyError) as error:
-        raise UserError(f"Prometheus did not answer {url}: {type(error).__name__}; see `medobs stack logs prometheus`") from None
+def _prometheus(stack: Stack) -> Prometheus:
+    return Prometheus(stack.url("prometheus"), timeout=5)
 
 
 def targets(stack: Stack, with_notes: bool = True) -> list[dict[str, str]]:
     """Active targets as Prometheus reports them: job, instance, health, lastError, and the
     exporter's own health gauge where it has one (``note``, unless ``with_notes`` is false)."""
-    found = _prometheus_api(stack, "/api/v1/targets", state="active")["activeTargets"]
+    found = _prometheus(stack).targets()
     notes = _self_health(stack) if with_notes else {}
     return [
         {
@@ -501,10 +502,11 @@ def _self_health(stack: Stack) -> dict[tuple[str, str], str]:
     jobs = "|".join(SELF_HEALTH)
     names = "|".join(metric.name for metric in SELF_HEALTH.values())
     notes = {}
-    for sample in _prometheus_api(stack, "/api/v1/query", query=f'{{__name__=~"{names}", job=~"{jobs}"}}')["result"]:
+    prometheus = _prometheus(stack)
+    for sample in prometheus.query(f'{{__name__=~"{names}", job=~"{jobs}"}}'):
         labels = sample["metric"]
         notes[labels["job"], labels["instance"]] = f"{labels['__name__']} {sample['value'][1]}"
-    no_nvml = _prometheus_api(stack, "/api/v1/query", query=f"{gpu.NVML_UNAVAILABLE.name} == 1")["result"]
+    no_nvml = prometheus.query(f"{gpu.NVML_UNAVAILABLE.name} == 1")
     for sample in no_nvml:
         key = sample["metric"]["job"], sample["metric"]["instance"]
         notes[key] = f"{notes.get(key, '')} (no GPU here: {sample['metric'].get('reason', 'NVML unavailable')})".strip()
@@ -548,8 +550,9 @@ def _print_targets(found: list[dict[str, str]]) -> None:
 
 def _stack(args: argparse.Namespace) -> Stack:
     offset = args.port_offset if args.port_offset is not None else port_offset_from_environment()
+    state_dir = args.state_dir.resolve()
     return Stack(
-        args.state_dir.resolve(), args.build_dir.resolve(), offset,
+        state_dir, args.build_dir.resolve() if args.build_dir else state_dir / "build", offset,
         scrape_interval=getattr(args, "scrape_interval", scrape_jobs.SCRAPE_INTERVAL),
         rabbitmq_vhost=args.rabbitmq_vhost, postgres_database=args.postgres_database,
         queue_include_vhost=args.queue_include_vhost,
@@ -561,6 +564,9 @@ _NAME_WIDTH = max(len(comp.name) for comp in COMPONENTS)
 
 def cmd_up(args: argparse.Namespace) -> int:
     stack = _stack(args)
+    if args.build_dir is None:
+        # the stack's own folder under its state: whatever it holds was rendered by an earlier `up`
+        build.write(stack.build_dir, build.generate(), force=True)
     for comp in COMPONENTS:  # a missing binary or a port in use stops `up` before it starts anything
         if running_process(stack, comp) is None:
             comp.check(stack)
@@ -659,7 +665,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="pids, logs and data (default: $MEDOBS_STATE_DIR or %(default)s)",
     )
     parser.add_argument(
-        "--build-dir", type=Path, default=REPO_ROOT / "build", help="generated configs (default: %(default)s)"
+        "--build-dir", type=Path, metavar="DIR",
+        help="the configs of `medobs build --out DIR` (default: `up` renders them into build/ of the state folder)",
     )
     parser.add_argument(
         "--port-offset", type=int, metavar="N",

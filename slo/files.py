@@ -14,13 +14,17 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from medobs import REPO_ROOT
+from medobs import package_data
 from medobs.core import scrape_jobs
 from medobs.core.output import GENERATED_HEADER, to_yaml, to_yaml_documents
 from slo import promtest, rules
 from slo.spec import SLO, Spec, all_slos, load_all
 
-SPECS_DIR = REPO_ROOT / "slo" / "specs"
+
+def platform_specs() -> list[Spec]:
+    """The platform's SLO specs (package data), their sources named ``slo/specs/<file>``."""
+    folder = package_data("slo", "specs")
+    return load_all([folder], folder.parent.parent)
 
 
 def by_service(specs: Iterable[Spec]) -> dict[str, list[SLO]]:
@@ -94,7 +98,7 @@ def slo_files(specs: list[Spec], command: str, *, kubernetes: bool = True) -> di
 
 def build_files() -> dict[str, str]:
     """The generator ``medobs build`` runs: slo/specs/ into build/prometheus/ and build/k8s/."""
-    specs = load_all([SPECS_DIR], REPO_ROOT)
+    specs = platform_specs()
     files = {}
     for path, text in slo_files(specs, "medobs build").items():
         files[path if path.startswith("k8s/") else f"prometheus/{path}"] = text

@@ -1,6 +1,7 @@
-"""The little PromQL the SLO compiler writes and reads: label matchers, series selectors, the
-``{{.window}}`` placeholder of Sloth's queries, and label values that satisfy (or break) matchers
-for the synthetic series of generated tests."""
+"""The PromQL of SLOs: label matchers and series selectors as the compiler writes and evaluates
+them, the ``{{.window}}`` placeholder of Sloth's queries, counting a counter's events step by
+step, and label values that satisfy (or break) matchers for the synthetic series of generated
+tests. Reading PromQL is :mod:`medobs.core.promql`'s."""
 
 from __future__ import annotations
 
@@ -8,15 +9,14 @@ import re
 from dataclasses import dataclass
 from typing import Literal
 
+from medobs.core import durations, promql
 from medobs.core.catalog import platform
 
 #: Sloth's window placeholder, ``{{.window}}`` (Go template spacing allowed).
 WINDOW = re.compile(r"\{\{\s*\.window\s*\}\}")
 _OTHER_TEMPLATE = re.compile(r"\{\{(?!\s*\.window\s*\}\})")
-LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
-METRIC_NAME = re.compile(r"^[a-zA-Z_:][a-zA-Z0-9_:]*$")
-_MATCHER = re.compile(r'\s*([a-zA-Z_][a-zA-Z0-9_]*)\s*(=~|!~|!=|=)\s*"((?:[^"\\]|\\.)*)"\s*(?:,|$)')
-_SELECTOR = re.compile(r"^\s*([a-zA-Z_:][a-zA-Z0-9_:]*)\s*(?:\{(.*)\})?\s*$", re.S)
+#: What ``{{.window}}`` becomes where a query is parsed: a duration no SLI writes.
+_WINDOW_PLACEHOLDER = "1234567s"
 
 Op = Literal["=", "!=", "=~", "!~"]
 
@@ -44,21 +44,22 @@ class Matcher:
 
 def parse_matchers(text: str) -> tuple[Matcher, ...]:
     """``'job="api-gateway", uri!~"/actuator.*"'`` -> matchers; ValueError on anything else."""
-    matchers, position, text = [], 0, text.strip()
-    while position < len(text):
-        match = _MATCHER.match(text, position)
-        if match is None:
-            raise ValueError(f"cannot read label matchers at {text[position:]!r}; write them like job=\"x\", code=~\"5..\"")
-        label, op, raw = match.groups()
-        value = re.sub(r"\\(.)", r"\1", raw)
-        if op in ("=~", "!~"):
-            try:
-                re.compile(value)
-            except re.error as error:
-                raise ValueError(f"{label}{op}: bad regular expression {value!r}: {error}") from None
-        matchers.append(Matcher(label, op, value))  # type: ignore[arg-type]
-        position = match.end()
-    return tuple(matchers)
+    if not text.strip():
+        return ()
+    try:
+        _, found = promql.plain_selector(f"x{{{text}}}")
+    except ValueError:
+        raise ValueError(f"cannot read label matchers {text!r}; write them like job=\"x\", code=~\"5..\"") from None
+    return tuple(_matcher(*parts) for parts in found)
+
+
+def _matcher(label: str, op: str, value: str) -> Matcher:
+    if op in ("=~", "!~"):
+        try:
+            re.compile(value)
+        except re.error as error:
+            raise ValueError(f"{label}{op}: bad regular expression {value!r}: {error}") from None
+    return Matcher(label, op, value)  # type: ignore[arg-type]
 
 
 @dataclass(frozen=True)
@@ -80,10 +81,8 @@ class Selector:
 
 def parse_selector(text: str) -> Selector:
     """``'x_total{role="dlq"}'`` -> Selector; ValueError on anything that is not a plain selector."""
-    match = _SELECTOR.match(text)
-    if match is None:
-        raise ValueError(f"{text!r} is not a series selector like name{{label=\"value\"}}")
-    return Selector(match.group(1), parse_matchers(match.group(2) or ""))
+    name, found = promql.plain_selector(text)
+    return Selector(name, tuple(_matcher(*parts) for parts in found))
 
 
 def has_window(query: str) -> bool:
@@ -103,38 +102,6 @@ def at_window(query: str, window: str) -> str:
 
 _PER_SECOND = {"rate", "irate"}
 _COUNTING = {"increase", "sum_over_time", "count_over_time"}
-
-
-def _matching_open(text: str, close: int) -> int:
-    depth = 0
-    for index in range(close, -1, -1):
-        depth += {")": 1, "(": -1}.get(text[index], 0)
-        if depth == 0:
-            return index
-    return 0
-
-
-def range_functions(query: str) -> list[str]:
-    """The functions applied to each ``[{{.window}}]`` range (``rate``, ``sum_over_time`` ...),
-    or ``""`` where a range is not the argument of a function call."""
-    functions = []
-    for match in WINDOW.finditer(query):
-        position = query.rfind("[", 0, match.start()) - 1
-        while position >= 0 and query[position].isspace():
-            position -= 1
-        if position >= 0 and query[position] == ")":  # a subquery: (expr)[w:]
-            position = _matching_open(query, position) - 1
-        else:  # a selector: name{...}[w]
-            if position >= 0 and query[position] == "}":
-                position = query.rfind("{", 0, position) - 1
-            while position >= 0 and (query[position].isalnum() or query[position] in "_:"):
-                position -= 1
-        while position >= 0 and query[position].isspace():
-            position -= 1
-        name = re.search(r"([a-z_]+)\s*$", query[:position]) if position >= 0 and query[position] == "(" else None
-        functions.append(name.group(1) if name else "")
-    return functions
-
 
 _NAME = r"[a-zA-Z_:][a-zA-Z0-9_:]*"
 _BRACES = r'\{(?:[^{}"]|"(?:[^"\\]|\\.)*")*\}'
@@ -172,8 +139,15 @@ def step_events(query: str, step: str) -> str | None:
 def event_scale(*queries: str) -> Literal["rate", "count"] | None:
     """What an events query returns over a window: ``rate`` (events per second: ``rate()``),
     ``count`` (events: ``increase()``, ``sum_over_time()``, ``count_over_time()``) or None when
-    the queries mix them or use anything else."""
-    functions = {f for query in queries for f in range_functions(query)}
+    the queries mix them, use anything else or are not PromQL."""
+    functions = set()
+    window = durations.parse(_WINDOW_PLACEHOLDER)
+    for query in queries:
+        try:
+            tree = promql.parse(at_window(query, _WINDOW_PLACEHOLDER))
+        except ValueError:
+            return None
+        functions |= {function for function, length in promql.range_functions(tree) if length == window}
     if functions and functions <= _PER_SECOND:
         return "rate"
     if functions and functions <= _COUNTING:

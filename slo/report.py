@@ -21,8 +21,8 @@ from typing import Any
 
 from medobs import UserError
 from medobs.core.catalog import platform
+from medobs.core.prometheus import Prometheus
 from slo import promql, windows
-from slo.prometheus import Prometheus, total
 from slo.spec import SLO
 from slo.templates import EventsSli
 
@@ -91,6 +91,14 @@ def period_window(period: str, end: datetime) -> Window:
     except ValueError as error:
         raise UserError(f"--period: {error}") from None
     return Window(end - timedelta(seconds=length), end, period)
+
+
+
+def total(result: list[dict[str, Any]]) -> float | None:
+    """The sum of an instant vector's values, ignoring NaN; None when it is empty."""
+    values = [float(item["value"][1]) for item in result]
+    values = [v for v in values if v == v]
+    return sum(values) if values else None
 
 
 # --- one SLO -----------------------------------------------------------------------------------

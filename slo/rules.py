@@ -20,8 +20,9 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from medobs.core import catalog, links
+from medobs.core import links
 from medobs.core.catalog import slo as names
+from medobs.core.promql import metric_names
 from slo import promql, windows
 from slo.spec import SLO, Alert
 from slo.templates import EventsSli
@@ -31,7 +32,7 @@ from slo.windows import Tier
 BASE_WINDOW = "5m"
 SEVERITY = {"page": "critical", "ticket": "warning"}
 ABSENT_SEVERITY = "warning"
-#: Runbooks shared by every SLO's alerts (docs/runbooks/slo/), apart from the per-alert ones.
+#: Runbooks shared by every SLO's alerts (alerts/runbooks/slo/), apart from the per-alert ones.
 BURN_RUNBOOK = "slo/error-budget-burn"
 ABSENT_RUNBOOK = "slo/sli-absent"
 
@@ -199,7 +200,7 @@ def burn_annotations(slo: SLO, tier: Tier) -> dict[str, str]:
 def absent_expr(slo: SLO) -> str:
     if isinstance(slo.sli, EventsSli):
         return f"absent({names.TOTAL_EVENTS[BASE_WINDOW]}{selector(slo)})"
-    metrics = sorted(catalog.names_in(promql.at_window(slo.sli.error_ratio_query, BASE_WINDOW)))
+    metrics = sorted(metric_names(promql.at_window(slo.sli.error_ratio_query, BASE_WINDOW)))
     return "\nor\n".join(f"absent({name})" for name in metrics)
 
 

@@ -6,14 +6,15 @@ recording rules hold at each evaluation and which alerts fire, with Prometheus's
 ranges include both ends, ``rate()`` needs two samples, a counter reset is handled by ``rate()``,
 an alert with ``for`` fires once its condition has held that long, evaluations every minute.
 Exact fractions are used; a value that lands on an alert threshold is reported as ambiguous so
-that the tests never depend on float rounding.
+that the tests never depend on float rounding. A window's events are the difference of two running
+sums, so simulating a timeline takes time linear in its length.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from fractions import Fraction
-from functools import cached_property
+from functools import cache, cached_property
 from typing import Literal
 
 from slo import rules, windows
@@ -67,6 +68,24 @@ class Timeline:
         return phase.traffic * phase.share, phase.traffic
 
     @cached_property
+    def cumulative(self) -> list[tuple[Fraction, Fraction]]:
+        """Counter increments summed over minutes 0..m, for each m: a window's events in O(1)."""
+        bad, total, out = Fraction(0), Fraction(0), []
+        for minute in range(self.minutes + 1):
+            step_bad, step_total = self.bad_and_total(minute)
+            bad, total = bad + step_bad, total + step_total
+            out.append((bad, total))
+        return out
+
+    @cached_property
+    def bad_slices_before(self) -> list[int]:
+        """How many of the minutes before each index (0..minutes+1) were bad slices."""
+        out = [0]
+        for bad in self.bad_slices:
+            out.append(out[-1] + (1 if bad else 0))
+        return out
+
+    @cached_property
     def bad_slices(self) -> list[bool | None]:
         """Per minute: a bad slice, a good one, or None (no gauge: an idle, empty queue)."""
         accumulated, out = Fraction(0), []
@@ -93,28 +112,29 @@ class Simulation:
 
     def __init__(self, slo: SLO, timeline: Timeline, kind: Kind):
         self.slo, self.timeline, self.kind = slo, timeline, kind
-        self._events: dict[tuple[int, int], tuple[Fraction, Fraction] | None] = {}
+        self._events: dict[tuple[int, str], tuple[Fraction, Fraction] | None] = {}
 
     # --- recorded series -----------------------------------------------------------------
 
     def events(self, t: int, window: str) -> tuple[Fraction, Fraction] | None:
         """(bad, total) events in the window ending at minute ``t``; None when nothing is recorded."""
-        minutes = windows.seconds(window) // 60
-        key = (t, minutes)
+        key = (t, window)
         if key not in self._events:
-            self._events[key] = self._count(t, minutes)
+            self._events[key] = self._count(t, _minutes(window))
         return self._events[key]
 
     def _count(self, t: int, minutes: int) -> tuple[Fraction, Fraction] | None:
         if not self.timeline.present:
             return None
         if self.kind == "slices":
-            slices = self.timeline.bad_slices[max(0, t - minutes): t + 1]
-            return Fraction(sum(1 for s in slices if s)), Fraction(len(slices))
+            before = self.timeline.bad_slices_before
+            start, end = min(max(0, t - minutes), len(before) - 1), min(t + 1, len(before) - 1)
+            return Fraction(before[end] - before[start]), Fraction(end - start)
         if t == 0:  # rate() needs two samples
             return None
-        pairs = [self.timeline.bad_and_total(m) for m in range(max(1, t - minutes + 1), t + 1)]
-        return sum((b for b, _ in pairs), Fraction(0)), sum((n for _, n in pairs), Fraction(0))
+        cumulative = self.timeline.cumulative
+        (bad_end, total_end), (bad_start, total_start) = cumulative[t], cumulative[max(0, t - minutes)]
+        return bad_end - bad_start, total_end - total_start
 
     def ratio(self, t: int, window: str) -> Fraction | None:
         """``slo:sli_error:ratio_rate<window>`` at minute ``t`` (None: no sample)."""
@@ -133,7 +153,7 @@ class Simulation:
         if counted is None:
             return None
         per_second = self.kind != "slices"
-        return counted[1] / windows.seconds(window) if per_second else counted[1]
+        return counted[1] / _seconds(window) if per_second else counted[1]
 
     def period_ratio(self, t: int) -> Fraction | None:
         span = range(max(0, t - self.slo.period_seconds // 60), t + 1)
@@ -148,21 +168,35 @@ class Simulation:
 
     # --- alerts --------------------------------------------------------------------------
 
-    def _above(self, value: Fraction | None, threshold: Fraction) -> bool | None:
+    @staticmethod
+    def _above(value: Fraction | None, threshold: Fraction, margin: Fraction) -> bool | None:
         if value is None:
             return False
-        if abs(value - threshold) <= threshold * Fraction(1, 10**9):
+        if abs(value - threshold) <= margin:
             return None
         return value > threshold
 
+    @cached_property
+    def _limits(self) -> dict[windows.Tier, tuple[Fraction, Fraction, Fraction | None]]:
+        """Per tier: the burn threshold, the margin within which a ratio counts as on it, and the
+        ``min_events`` guard as the rule writes it (None: no guard)."""
+        limits = {}
+        for tier in windows.tiers(self.slo.period):
+            threshold = Fraction(str(tier.factor)) * Fraction(self.slo.budget)
+            guard = rules.min_total(self.slo, tier.long)
+            limit = None if guard is None else Fraction(rules.number(round(guard, 12)))
+            limits[tier] = threshold, threshold * Fraction(1, 10**9), limit
+        return limits
+
     def burn_condition(self, t: int, tier_alert: rules.TierAlert) -> bool | None:
         tier = tier_alert.tier
-        threshold = Fraction(str(tier.factor)) * Fraction(self.slo.budget)
-        parts = [self._above(self.ratio(t, tier.long), threshold), self._above(self.ratio(t, tier.short), threshold)]
-        guard = rules.min_total(self.slo, tier.long)
-        if guard is not None:
+        threshold, margin, limit = self._limits[tier]
+        parts = [
+            self._above(self.ratio(t, tier.long), threshold, margin),
+            self._above(self.ratio(t, tier.short), threshold, margin),
+        ]
+        if limit is not None:
             total = self.total_in_query_unit(t, tier.long)
-            limit = Fraction(rules.number(round(guard, 12)))
             parts.append(None if total is not None and total == limit else total is not None and total > limit)
         if False in parts:
             return False
@@ -188,6 +222,14 @@ class Simulation:
                 [self.absent_condition(t) for t in range(self.timeline.minutes + 1)],
             )
         return {key: _states(hold, values) for key, (hold, values) in conditions.items()}
+
+
+_seconds = cache(windows.seconds)
+
+
+def _minutes(window: str) -> int:
+    """Whole minutes of a window (evaluations are a minute apart)."""
+    return _seconds(window) // 60
 
 
 def _states(hold: int, conditions: list[bool | None]) -> list[State]:

@@ -26,7 +26,8 @@ from typing import Any
 import yaml
 
 from medobs import UserError
-from slo import promql, templates, windows
+from medobs.core.promql import LABEL_NAME, METRIC_NAME
+from slo import templates, windows
 from slo.templates import EventsSli, FieldError, RawSli
 
 VERSION = "prometheus/v1"
@@ -158,7 +159,7 @@ class Document:
         labels = {}
         for key, item in value.items():
             key = str(key)
-            if not promql.LABEL_NAME.match(key) or key.startswith("__"):
+            if not LABEL_NAME.match(key) or key.startswith("__"):
                 raise self.fail(join(path, key), "is not a valid Prometheus label name")
             if key in reserved:
                 raise self.fail(join(path, key), f"is set by the compiler ({', '.join(reserved)} are reserved)")
@@ -209,7 +210,7 @@ def _alerting(doc: Document, value: Any, path: str) -> Alerting:
         ("name", "labels", "annotations", "page_alert", "ticket_alert", "absent_alert", "min_events"),
     )
     name = doc.text(node.get("name"), join(path, "name"))
-    if name and not promql.METRIC_NAME.match(name):
+    if name and not METRIC_NAME.match(name):
         raise doc.fail(join(path, "name"), f"{name!r} is not a valid alert name")
     min_events = node.get("min_events")
     if min_events is not None and (isinstance(min_events, bool) or not isinstance(min_events, (int, float)) or min_events <= 0):

@@ -18,6 +18,7 @@ from typing import Any, Literal
 
 from medobs.core import catalog
 from medobs.core.catalog import gateway, inference
+from medobs.core.promql import METRIC_NAME
 from slo import promql
 from slo.promql import Matcher, Selector
 
@@ -126,7 +127,7 @@ def _metric(fields: dict, key: str, types: tuple[str, ...]) -> catalog.Metric:
     """The catalog entry of a template's metric, checked for type; for a metric the catalog does
     not know (allowed: specs may describe other services), an entry of the first type given."""
     name = _text(fields, key)
-    if not promql.METRIC_NAME.match(name):
+    if not METRIC_NAME.match(name):
         raise FieldError(key, f"{name!r} is not a metric name")
     entry = catalog.ALL.get(name)
     if entry is not None and entry.type not in types:

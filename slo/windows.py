@@ -10,44 +10,16 @@ the budget and a total outage is caught after the same share of the period.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Literal
 
-_UNITS = {"w": 7 * 86400, "d": 86400, "h": 3600, "m": 60, "s": 1}
-_DURATION = re.compile(r"^(?:(\d+)w)?(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
+# The SLO's durations are Prometheus's: its modules and tests read them from here.
+from medobs.core.durations import humanize, seconds  # noqa: F401
+from medobs.core.durations import render as duration
 
 #: The SLO periods a spec may choose.
 PERIODS = ("7d", "28d", "30d")
 _WORKBOOK_PERIOD = 30 * 86400
-
-
-def seconds(duration: str) -> int:
-    """``"2d19h12m"`` -> 241920; raises ValueError on anything Prometheus would not accept."""
-    match = _DURATION.match(duration)
-    if not duration or match is None or not any(match.groups()):
-        raise ValueError(f"{duration!r} is not a duration like 5m, 1h30m or 28d")
-    return sum(int(n) * _UNITS[u] for n, u in zip(match.groups(), "wdhms") if n)
-
-
-def duration(total_seconds: float) -> str:
-    """Prometheus duration text for a whole number of seconds: 241920 -> ``"2d19h12m"``."""
-    remaining = int(round(total_seconds))
-    if remaining <= 0:
-        return "0s"
-    parts = []
-    for unit in "dhms":
-        count, remaining = divmod(remaining, _UNITS[unit])
-        if count:
-            parts.append(f"{count}{unit}")
-    return "".join(parts)
-
-
-def humanize(total_seconds: float) -> str:
-    """Short human text for a time span: ``52s``, ``4m19s``, ``1h``, ``2d19h12m``."""
-    if total_seconds < 60:
-        return f"{total_seconds:.0f}s" if total_seconds >= 1 else f"{total_seconds:.1f}s"
-    return duration(round(total_seconds))
 
 
 @dataclass(frozen=True)

@@ -12,9 +12,54 @@ from pathlib import Path
 
 import pytest
 
+from dashboards.generate import DASHBOARDS_DIR
+
 REPO = Path(__file__).resolve().parent.parent
 DATA = Path(__file__).resolve().parent / "data"
 SCHEMAS = DATA / "schemas"
+#: The dashboards of the committed build/ (the commands' default renders them afresh instead).
+BUILT_DASHBOARDS = REPO / "build" / DASHBOARDS_DIR
+
+
+#: The folders of the suite and the marker each gives its tests (`-m unit`, `-m "not e2e"`).
+KINDS = {
+    "unit": "no process or service outside the test's own: pure Python, in-process fakes and servers",
+    "integration": "real binaries or services on this machine: promtool, amtool, Prometheus, Alertmanager, "
+                   "RabbitMQ, PostgreSQL, Redis, make, the medobs command in a subprocess",
+    "e2e": "the whole local stack (one per session, on fixed ports: run them serially)",
+}
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    for kind, meaning in KINDS.items():
+        config.addinivalue_line("markers", f"{kind}: {meaning}")
+    config.addinivalue_line("markers", "slow: takes more than a few seconds; `make test-fast` leaves it out")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark every test with the kind of its folder: tests/unit, tests/integration, tests/e2e."""
+    for item in items:
+        folder = item.path.relative_to(REPO / "tests").parts[0]
+        if folder in KINDS:
+            item.add_marker(folder)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object | None:
+    """``-n N`` (`make test`; ``--dist load``, its default, or ``loadfile``): each module on one
+    worker, so that its module-scoped fixtures (a real Prometheus, a broker) start once, and all of
+    tests/e2e on one worker, one test after another, as they share one stack on fixed ports.
+    Modules go out in collection order, so tests/e2e, the longest, starts first."""
+    if config.getvalue("dist") not in ("load", "loadfile"):
+        return None
+    config.option.loadscopereorder = False
+    from xdist.scheduler import LoadFileScheduling
+
+    class ModulesAndOneStack(LoadFileScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return "tests/e2e" if nodeid.startswith("tests/e2e/") else super()._split_scope(nodeid)
+
+    return ModulesAndOneStack(config, log)
 
 
 def medobs(*args: str, check: bool = False, timeout: float = 120, env: dict | None = None) -> subprocess.CompletedProcess:
@@ -40,12 +85,6 @@ def require_binary(name: str) -> str:
     if path is None:
         pytest.fail(f"{name} is not installed: run .ci/install-system-deps (as root)")
     return path
-
-
-def readme_section(start: str, end: str) -> str:
-    """The README from the heading ``start`` up to the heading ``end``."""
-    readme = (REPO / "README.md").read_text()
-    return readme[readme.index(start):readme.index(end)]
 
 
 def promql_blocks(markdown: str) -> list[str]:

@@ -43,8 +43,9 @@ import pytest
 import requests
 
 from medobs import replica, stack
+from medobs.core.prometheus import Prometheus
 from medobs.simulator.broker import DEAD_LETTER_QUEUE, QUEUE
-from tests.conftest import medobs, require_binary
+from tests.conftest import REPO, medobs, require_binary
 from tests.simulator_support import ADMIN_DSN, GUEST, MANAGEMENT, unique
 
 #: Clear of the ports of test_stack.py (21000), test_alerts_stack.py (22000), a developer's own
@@ -59,7 +60,7 @@ UP_TIMEOUT = 120
 class StackUnderTest:
     """``medobs stack`` in its own state folder, port offset, vhost and database."""
 
-    def __init__(self, state_dir: Path, port_offset: int = PORT_OFFSET, build_dir: Path = stack.REPO_ROOT / "build"):
+    def __init__(self, state_dir: Path, port_offset: int = PORT_OFFSET, build_dir: Path = REPO / "build"):
         self.vhost = unique("medobs-test")
         self.database = unique("medobs_test").replace("-", "_")
         self.build_dir = build_dir
@@ -71,6 +72,7 @@ class StackUnderTest:
         self.stack = stack.Stack(state_dir, build_dir, port_offset, rabbitmq_vhost=self.vhost,
                                  postgres_database=self.database)
         self.prometheus = self.stack.url("prometheus")
+        self.api = Prometheus(self.prometheus, timeout=10)
         self.control = self.stack.url("simulator-control")
         self.up_output = ""  # what the last ``up()`` printed: the health table and the addresses
 
@@ -152,10 +154,7 @@ class StackUnderTest:
 
     def query(self, expr: str, at: float | None = None) -> list[dict[str, Any]]:
         """An instant query (now, or at the Unix time ``at``): ``[{"metric": {...}, "value": [t, "v"]}]``."""
-        params = {"query": expr, **({"time": f"{at:.3f}"} if at is not None else {})}
-        answer = requests.get(f"{self.prometheus}/api/v1/query", params=params, timeout=10)
-        answer.raise_for_status()
-        return answer.json()["data"]["result"]
+        return self.api.query(expr, at)
 
     def value(self, expr: str, at: float | None = None) -> float | None:
         """The single value of ``expr``, or None when it has no result."""
@@ -187,14 +186,10 @@ class StackUnderTest:
 
     def rules(self) -> list[dict[str, Any]]:
         """Every rule Prometheus has loaded, with its group's ``file`` added."""
-        answer = requests.get(f"{self.prometheus}/api/v1/rules", timeout=10)
-        answer.raise_for_status()
-        return [{**rule, "file": group["file"]} for group in answer.json()["data"]["groups"] for rule in group["rules"]]
+        return [{**rule, "file": group["file"]} for group in self.api.rules() for rule in group["rules"]]
 
     def targets(self) -> list[dict[str, Any]]:
-        answer = requests.get(f"{self.prometheus}/api/v1/targets", params={"state": "active"}, timeout=10)
-        answer.raise_for_status()
-        return answer.json()["data"]["activeTargets"]
+        return self.api.targets()
 
 
 def _alive(process: psutil.Process) -> bool:
@@ -239,7 +234,7 @@ def running_stack(tmp_path_factory) -> Iterator[StackUnderTest]:
     session; stopped (and checked to leave no process behind, and the shared PostgreSQL as it was)
     and its vhost and database removed at the end."""
     build = tmp_path_factory.mktemp("build")
-    shutil.copytree(stack.REPO_ROOT / "build", build, dirs_exist_ok=True)
+    shutil.copytree(REPO / "build", build, dirs_exist_ok=True)
     under_test = StackUnderTest(tmp_path_factory.mktemp("stack") / "state", build_dir=build)
     slots_before = replication_on_primary()[1]
     try:

@@ -11,56 +11,28 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections.abc import Callable
 
 from prometheus_client.core import Metric
 
 from medobs.core.catalog import gpu
-from medobs.core.runtime import CollectionError, counter, gauge
+from medobs.core.runtime import CollectionError, Failures, counter, gauge
 
 log = logging.getLogger("medobs.exporter.gpu")
 
 
-class BackgroundHealth:
+class BackgroundHealth(Failures):
     """When each task last succeeded and how often it failed, by kind; logs once per change."""
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._succeeded: dict[str, float] = {}
-        self._errors: dict[tuple[str, str], int] = {}
-        self._failing: dict[str, str | None] = {}
-
-    def success(self, task: str) -> None:
-        with self._lock:
-            self._succeeded[task] = time.monotonic()
-            recovered = self._failing.get(task) is not None
-            self._failing[task] = None
-        if recovered:
-            log.info("%s: working again", task)
-
-    def failure(self, task: str, error: CollectionError) -> None:
-        with self._lock:
-            key = (task, error.kind)
-            self._errors[key] = self._errors.get(key, 0) + 1
-            changed = self._failing.get(task) != error.kind
-            self._failing[task] = error.kind
-        if changed:
-            log.warning("%s: %s error: %s", task, error.kind, error)
-
-    def forget(self, task: str) -> None:
-        """The task stopped: its cached values are gone, so is their age."""
-        with self._lock:
-            self._succeeded.pop(task, None)
+        super().__init__(log, str)
 
     def families(self) -> list[Metric]:
-        now = time.monotonic()
         age, errors = gauge(gpu.BACKGROUND_AGE), counter(gpu.BACKGROUND_ERRORS)
-        with self._lock:
-            for task, at in sorted(self._succeeded.items()):
-                age.add_metric([task], now - at)
-            for (task, kind), count in sorted(self._errors.items()):
-                errors.add_metric([task, kind], count)
+        for task, seconds in self.ages().items():
+            age.add_metric([task], seconds)
+        for (task, kind), count in self.errors().items():
+            errors.add_metric([task, kind], count)
         return [age, errors]
 
 
@@ -108,8 +80,8 @@ class Periodic:
                 if self.work():
                     self.health.success(self.task)
             except CollectionError as error:
-                self.health.failure(self.task, error)
+                self.health.failure(error, self.task)
             except Exception as error:  # a bug must not end the thread silently
                 log.exception("%s: unexpected error", self.task)
-                self.health.failure(self.task, CollectionError("internal", f"{type(error).__name__}: {error}"))
+                self.health.failure(CollectionError("internal", f"{type(error).__name__}: {error}"), self.task)
             stopping.wait(self.interval)

@@ -116,7 +116,7 @@ class XidWatcher:
             except nvml.NVMLError_Timeout:
                 continue
             except nvml.NVMLError as error:
-                self.health.failure(TASK, CollectionError(nvml_errors.reason(error), str(error)))
+                self.health.failure(CollectionError(nvml_errors.reason(error), str(error)), TASK)
                 if nvml_errors.code(error) in nvml_errors.SESSION_FATAL:
                     return  # the session notices at the next scrape and starts a new watcher
                 stopping.wait(1.0)

@@ -24,10 +24,9 @@ import logging
 import re
 import socket
 import ssl
-import threading
 import time
 from collections.abc import Sequence
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -40,7 +39,7 @@ from exporters.inference.recorder import (
     predictions_in,
     reason,
 )
-from medobs import UserError
+from medobs.core.runtime import Server, start_http
 
 log = logging.getLogger("medobs.exporter.inference.proxy")
 
@@ -175,15 +174,9 @@ class InferenceProxy:
                 log.info("proxy: TF Serving at %s answers again", self.url)
             self._upstream_failing = kind
 
-    def start(self, listen: tuple[str, int]) -> ThreadingHTTPServer:
+    def start(self, listen: tuple[str, int]) -> Server:
         """Serve in a background thread; the caller owns ``shutdown()``."""
-        try:
-            server = ThreadingHTTPServer(listen, _handler(self))
-        except OSError as error:
-            raise UserError(f"cannot listen on {listen[0]}:{listen[1]} for the proxy: {error.strerror}") from None
-        server.daemon_threads = True
-        threading.Thread(target=server.serve_forever, name="proxy", daemon=True).start()
-        return server
+        return start_http(_handler(self), listen, "proxy")
 
 
 _JSON = [("Content-Type", "application/json")]

@@ -51,6 +51,7 @@ from medobs.core.runtime import (
     CollectionError,
     Deadline,
     Exporter,
+    Failures,
     LinesFamily,
     counter,
     gauge,
@@ -105,8 +106,7 @@ class QueueExporter(Exporter):
         self._other_totals: dict[Series, float] = {}
         self._blocks: dict[tuple[tuple[str, ...], tuple[str, ...]], str] = {}
         self._node_up: dict[str, bool] = {}
-        self._read_errors: dict[tuple[str, str], int] = {}
-        self._failing: dict[str, str] = {}
+        self.reads = Failures(log, lambda source: f"{self.describe_backend()}: {source} read")
 
     def describe_backend(self) -> str:
         return self.management.describe()
@@ -116,13 +116,9 @@ class QueueExporter(Exporter):
     def _note(self, source: str, error: CollectionError | None) -> None:
         """Count a failed read of ``source`` that does not fail the collection; log one line when its state changes."""
         if error is None:
-            if self._failing.pop(source, None) is not None:
-                log.info("%s: %s read again", self.describe_backend(), source)
-            return
-        self._read_errors[(source, error.kind)] = self._read_errors.get((source, error.kind), 0) + 1
-        if self._failing.get(source) != error.kind:
-            self._failing[source] = error.kind
-            log.warning("%s: %s read failed (%s): %s", self.describe_backend(), source, error.kind, error)
+            self.reads.success(source)
+        else:
+            self.reads.failure(error, source)
 
     def _topology_read(self, error: CollectionError | None) -> None:
         # Until there is a topology, its failures fail the collection, which counts and logs them.
@@ -296,7 +292,7 @@ class QueueExporter(Exporter):
         for node, up in sorted(self._node_up.items()):
             node_up.add_metric([node], 1 if up else 0)
         read_errors = counter(catalog.READ_ERRORS)
-        for (source, kind), count in sorted(self._read_errors.items()):
+        for (source, kind), count in self.reads.errors().items():
             read_errors.add_metric([source, kind], count)
         return [gauge(catalog.QUEUES_DROPPED, value=dropped), node_up, read_errors]
 

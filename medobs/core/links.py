@@ -6,8 +6,8 @@ dashboards are published with these uids, so a link in a page always opens the r
 
 #: Base URL of the platform's Grafana (override when generating for another site).
 GRAFANA_URL = "https://grafana.med-diagnosis.com"
-#: Where docs/runbooks/ of this repository is browsable.
-RUNBOOK_BASE_URL = "https://gitlab.med-diagnosis.com/platform/medobs/-/blob/main/docs/runbooks"
+#: Where the runbooks (alerts/runbooks/ of this repository, also shipped in the package) are browsable.
+RUNBOOK_BASE_URL = "https://gitlab.med-diagnosis.com/platform/medobs/-/blob/main/alerts/runbooks"
 
 #: Stable Grafana uids of the package's dashboards.
 DASHBOARD_UIDS = {

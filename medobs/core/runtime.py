@@ -5,7 +5,10 @@
   collection (single flight); a failed or slow backend gives ``*_up 0`` and a counted error of
   a bounded kind, never an exception; one log line when the state changes, not one per scrape.
 - :func:`serve`: the HTTP server for ``/metrics`` (text format or OpenMetrics, gzip), ``/`` and
-  ``/healthz``, stopped cleanly by SIGTERM / SIGINT.
+  ``/healthz``, stopped cleanly by SIGTERM / SIGINT; :func:`start_http`, the package's one way
+  to serve HTTP (the exporters, the inference proxy, the simulator).
+- :class:`Failures`: the failure tracking of every part that can fail (the backend, a
+  background task, a source read on its own): last success, errors by kind, one log line a change.
 - :func:`listen_address`, :func:`read_secret`, :func:`safe_url`: the flags and credentials
   conventions (secrets from environment or file, never in logs).
 - :class:`LinesFamily`: the fast path for exporters with tens of thousands of series.
@@ -76,6 +79,63 @@ class Deadline:
 
     def expired(self) -> bool:
         return time.monotonic() >= self.at
+
+
+class Failures:
+    """How the parts of a collection fare (the backend, a background task, a source read on its
+    own cadence), each under a key: when it last succeeded, its failures counted by kind, and one
+    log line when its state changes (failing, failing otherwise, working again), not one per try.
+
+    ``name(key)`` is how log lines name a part; ``recovered`` is what they say when it works again.
+    """
+
+    def __init__(self, logger: logging.Logger, name: Callable[[str], str], recovered: str = "working again"):
+        self.logger, self.name, self.recovered = logger, name, recovered
+        self._lock = threading.Lock()
+        self._succeeded: dict[str, tuple[float, float]] = {}  # key -> (Unix time, monotonic time)
+        self._errors: dict[tuple[str, str], int] = {}
+        self._failing: dict[str, str] = {}
+
+    def success(self, key: str = "") -> None:
+        with self._lock:
+            self._succeeded[key] = (time.time(), time.monotonic())
+            recovered = self._failing.pop(key, None) is not None
+        if recovered:
+            self.logger.info("%s: %s", self.name(key), self.recovered)
+
+    def failure(self, error: CollectionError, key: str = "") -> None:
+        with self._lock:
+            self._errors[(key, error.kind)] = self._errors.get((key, error.kind), 0) + 1
+            changed = self._failing.get(key) != error.kind
+            self._failing[key] = error.kind
+        if changed:
+            self.logger.warning("%s: %s error: %s", self.name(key), error.kind, error)
+
+    def forget(self, key: str = "") -> None:
+        """The part stopped: its values are gone, so is the time they were read."""
+        with self._lock:
+            self._succeeded.pop(key, None)
+
+    def up(self, key: str = "") -> bool:
+        """Whether its last try succeeded."""
+        with self._lock:
+            return key in self._succeeded and key not in self._failing
+
+    def last_success(self, key: str = "") -> float | None:
+        """Unix time of its last success (None before the first)."""
+        with self._lock:
+            return self._succeeded[key][0] if key in self._succeeded else None
+
+    def ages(self) -> dict[str, float]:
+        """Seconds since each part last succeeded, by key."""
+        now = time.monotonic()
+        with self._lock:
+            return {key: now - at for key, (_, at) in sorted(self._succeeded.items())}
+
+    def errors(self) -> dict[tuple[str, str], int]:
+        """Failures by ``(key, kind)``, sorted."""
+        with self._lock:
+            return dict(sorted(self._errors.items()))
 
 
 def gauge(entry: CatalogMetric, value: float | None = None) -> GaugeMetricFamily:
@@ -172,11 +232,8 @@ class Exporter(ABC):
         self.ceiling = ceiling
         self._lock = threading.Lock()
         self._flight: _Flight | None = None
-        self._errors: dict[str, int] = {}
-        self._last_success: float | None = None
-        self._last_error_kind: str | None = None
+        self.failures = Failures(log, lambda _: self.describe_backend(), recovered="collecting again")
         self._last_duration = 0.0
-        self._up = False
 
     @abstractmethod
     def collect_families(self, deadline: Deadline) -> Iterable[Metric]:
@@ -228,31 +285,23 @@ class Exporter(ABC):
         flight.done.set()
 
     def _record_success(self, duration: float) -> None:
-        with self._lock:
-            recovered = self._last_error_kind is not None
-            self._up, self._last_duration, self._last_success = True, duration, time.time()
-            self._last_error_kind = None
-        if recovered:
-            log.info("%s: collecting again", self.describe_backend())
+        self._last_duration = duration
+        self.failures.success()
 
     def _record_failure(self, error: CollectionError, duration: float) -> None:
-        with self._lock:
-            changed = error.kind != self._last_error_kind
-            self._up, self._last_duration, self._last_error_kind = False, duration, error.kind
-            self._errors[error.kind] = self._errors.get(error.kind, 0) + 1
-        if changed:
-            log.warning("%s: %s error: %s", self.describe_backend(), error.kind, error)
+        self._last_duration = duration
+        self.failures.failure(error)
 
     def _health_families(self) -> list[Metric]:
-        with self._lock:
-            up = gauge(self.up_metric, value=1.0 if self._up else 0.0)
-            duration = gauge(self.duration_metric, value=self._last_duration)
-            errors = counter(self.errors_metric)
-            for kind, count in sorted(self._errors.items()):
-                errors.add_metric([kind], count)
-            families = [up, duration, errors]
-            if self._last_success is not None:
-                families.append(gauge(self.last_success_metric, value=self._last_success))
+        up = gauge(self.up_metric, value=1.0 if self.failures.up() else 0.0)
+        duration = gauge(self.duration_metric, value=self._last_duration)
+        errors = counter(self.errors_metric)
+        for (_, kind), count in self.failures.errors().items():
+            errors.add_metric([kind], count)
+        families = [up, duration, errors]
+        last_success = self.failures.last_success()
+        if last_success is not None:
+            families.append(gauge(self.last_success_metric, value=last_success))
         return families
 
 
@@ -316,17 +365,30 @@ def make_handler(exporter: Exporter, extra: Sequence[Collector] = ()) -> type[Ba
     return Handler
 
 
-def start_server(
-    exporter: Exporter, listen: tuple[str, int], extra: Sequence[Collector] = ()
-) -> ThreadingHTTPServer:
-    """Serve in a background thread; the caller owns ``shutdown()``."""
+class Server(ThreadingHTTPServer):
+    """A thread per connection, none of which holds up the exit, and a listen backlog of 1024:
+    the default of 5 refuses connections when a burst of clients (concurrent scrapes, a load
+    test through the proxy) arrives at once."""
+
+    request_queue_size = 1024
+    daemon_threads = True
+
+
+def start_http(handler: type[BaseHTTPRequestHandler], listen: tuple[str, int], name: str, hint: str = "") -> Server:
+    """Serve ``handler`` on ``listen`` in a background thread named ``name``; the caller owns
+    ``shutdown()``. An address that cannot be bound is a UserError naming ``name`` (and ``hint``)."""
     try:
-        server = ThreadingHTTPServer(listen, make_handler(exporter, extra))
+        server = Server(listen, handler)
     except OSError as error:
-        raise UserError(f"cannot listen on {listen[0]}:{listen[1]}: {error.strerror}") from None
-    server.daemon_threads = True
-    threading.Thread(target=server.serve_forever, name="http", daemon=True).start()
+        advice = f"; {hint}" if hint else ""
+        raise UserError(f"{name}: cannot listen on {listen[0]}:{listen[1]}: {error.strerror}{advice}") from None
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1}, name=name, daemon=True).start()
     return server
+
+
+def start_server(exporter: Exporter, listen: tuple[str, int], extra: Sequence[Collector] = ()) -> Server:
+    """Serve ``exporter``'s /metrics in a background thread; the caller owns ``shutdown()``."""
+    return start_http(make_handler(exporter, extra), listen, "metrics")
 
 
 def serve(

@@ -22,7 +22,7 @@ from medobs.core import scrape_jobs
 from medobs.core.catalog.tfserving import MODEL
 from medobs.core.output import to_yaml, to_yaml_documents
 
-IMAGE = f"registry.med-diagnosis.com/medobs:{__version__}"
+REGISTRY = "registry.med-diagnosis.com/medobs"
 T4_NODES = {"cloud.google.com/gke-accelerator": "nvidia-tesla-t4"}
 POD_RESOURCES_DIR = "/var/lib/kubelet/pod-resources"
 RABBITMQ_SECRET = "rabbitmq-monitoring"
@@ -33,12 +33,20 @@ def _metadata(name: str, app: str) -> dict[str, Any]:
     return {"name": name, "namespace": scrape_jobs.NAMESPACE, "labels": {"app": app, "app.kubernetes.io/part-of": "medobs"}}
 
 
+def image(target: str) -> str:
+    """The image of a Dockerfile target (``gpu``, ``queue``, ``inference``): the package with only
+    that target's extra installed, tagged ``<version>-<target>``."""
+    return f"{REGISTRY}:{__version__}-{target}"
+
+
 def _container(name: str, job: scrape_jobs.ScrapeJob, args: list[str], **extra: Any) -> dict[str, Any]:
-    """A medobs container serving ``job``'s metrics port, probed on /healthz."""
+    """A medobs container running ``medobs exporter EXPORTER ...`` (``args``) in the image of the
+    exporter (its name is its extra and its Dockerfile target), serving ``job``'s metrics port,
+    probed on /healthz."""
     probe = {"httpGet": {"path": "/healthz", "port": job.port}, "periodSeconds": 10}
     return {
         "name": name,
-        "image": IMAGE,
+        "image": image(args[1]),
         "args": args,
         "ports": [{"name": "metrics", "containerPort": job.port}],
         "readinessProbe": probe,

@@ -5,13 +5,13 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 import requests
 from prometheus_client.core import Metric
 
-from medobs import UserError
+from medobs.core.runtime import Server, start_http
 from medobs.simulator.micrometer import exposition
 
 
@@ -43,25 +43,16 @@ class Handler(BaseHTTPRequestHandler):
         pass
 
 
-def serve(handler: type[BaseHTTPRequestHandler], listen: tuple[str, int], name: str) -> ThreadingHTTPServer:
+def serve(handler: type[BaseHTTPRequestHandler], listen: tuple[str, int], name: str) -> Server:
     """Serve ``handler`` on ``listen`` in a background thread; the caller owns ``shutdown()``.
 
     A port that cannot be bound is a UserError naming the endpoint, not a traceback.
     """
-    try:
-        server = ThreadingHTTPServer(listen, handler)
-    except OSError as error:
-        raise UserError(
-            f"{name}: cannot listen on {listen[0]}:{listen[1]}: {error.strerror}; "
-            "stop what uses it or pass another address (or --port-offset)"
-        ) from None
-    server.daemon_threads = True
-    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1}, name=name, daemon=True).start()
-    return server
+    return start_http(handler, listen, name, "stop what uses it or pass another address (or --port-offset)")
 
 
 def serve_metrics(listen: tuple[str, int], name: str, path: str,
-                  families: Callable[[], list[Metric]]) -> ThreadingHTTPServer:
+                  families: Callable[[], list[Metric]]) -> Server:
     """Serve ``families()`` in the Prometheus text format on ``path`` (404 elsewhere)."""
 
     class MetricsHandler(Handler):

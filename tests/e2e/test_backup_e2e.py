@@ -1,5 +1,6 @@
-"""Backup freshness end to end: the README's pg_dump wrapper writes the textfile, the stack's real
-node_exporter reads it, and Prometheus has the backup's metrics under the `node` job."""
+"""Backup freshness end to end: the documented pg_dump wrapper (docs/backup.md) writes the
+textfile, the stack's real node_exporter reads it, and Prometheus has the backup's metrics under
+the `node` job."""
 
 from medobs.core.catalog import platform
 from tests.stack_support import SCRAPE_INTERVAL, wait_until

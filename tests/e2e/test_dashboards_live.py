@@ -18,9 +18,9 @@ from __future__ import annotations
 import json
 import time
 
-from dashboards.model import BUILT_DASHBOARDS, load
+from dashboards.model import load
 from medobs.core import links
-from tests.conftest import medobs
+from tests.conftest import BUILT_DASHBOARDS, medobs
 from tests.stack_support import SCRAPE_INTERVAL
 
 RANGE = "1m"

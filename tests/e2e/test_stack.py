@@ -15,7 +15,7 @@ from alerts import alertmanager
 from medobs import stack
 from medobs.core import scrape_jobs
 from medobs.core.catalog import gpu, inference, kubernetes, postgres
-from tests.conftest import medobs, require_binary
+from tests.conftest import REPO, medobs, require_binary
 from tests.stack_support import SCRAPE_INTERVAL, wait_until
 
 OFFSET = 21000  # the tests that never get as far as starting anything
@@ -35,13 +35,13 @@ def test_every_component_serves_a_job_and_no_two_ports_collide():
     # every native target (the postgresql job has the primary's and the replica's exporter) has its component
     assert sorted(name for comp in stack.COMPONENTS for name in comp.ports if name in scrape_jobs.NATIVE_PORTS) == sorted(
         scrape_jobs.NATIVE_PORTS)
-    ports = [stack.Stack(stack.DEFAULT_STATE_DIR, stack.REPO_ROOT).port(name)
+    ports = [stack.Stack(stack.DEFAULT_STATE_DIR, REPO).port(name)
              for comp in stack.COMPONENTS for name in comp.ports]
     assert len(ports) == len(set(ports)), "two components on one port"
 
 
 def test_the_simulator_is_isolated_and_sends_predicts_through_the_sidecar(tmp_path):
-    configured = stack.Stack(tmp_path, stack.REPO_ROOT, 100, rabbitmq_vhost="v1", postgres_database="db1",
+    configured = stack.Stack(tmp_path, REPO, 100, rabbitmq_vhost="v1", postgres_database="db1",
                              queue_include_vhost="v1")
     simulator = " ".join(stack.component("simulator").argv(configured))
     assert "--rabbitmq-vhost v1" in simulator and "dbname=db1" in simulator
@@ -49,7 +49,7 @@ def test_the_simulator_is_isolated_and_sends_predicts_through_the_sidecar(tmp_pa
     sidecar = " ".join(stack.component("inference-exporter").argv(configured))
     assert f"--proxy-listen 127.0.0.1:{8502 + 100}" in sidecar and f"--tfserving-url http://127.0.0.1:{8501 + 100}" in sidecar
     assert stack.component("queue-exporter").argv(configured)[-2:] == ["--include-vhost", "v1"]
-    everything = stack.Stack(tmp_path, stack.REPO_ROOT)
+    everything = stack.Stack(tmp_path, REPO)
     assert "--include-vhost" not in stack.component("queue-exporter").argv(everything)  # every vhost by default
 
 

@@ -38,8 +38,8 @@ import requests
 
 from alerts import alertmanager, build, thresholds
 from alerts.alertmanager import HEARTBEAT, NULL, PAGING, TICKET
-from alerts.model import seconds
 from medobs.core.catalog import gpu, platform
+from medobs.core.durations import seconds
 from medobs.deploy.scrape import NAMESPACE
 from medobs.simulator.broker import DEAD_LETTER_QUEUE, QUEUE
 from medobs.simulator.scenarios import SCENARIOS, Knobs

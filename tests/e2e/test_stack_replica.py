@@ -13,9 +13,10 @@ import pytest
 
 from alerts import database
 from alerts.thresholds import Thresholds
-from dashboards import check, promql
-from dashboards.model import BUILT_DASHBOARDS, load, queries
+from dashboards import check, variables
+from dashboards.model import load, queries
 from medobs.core.catalog import postgres
+from tests.conftest import BUILT_DASHBOARDS
 from tests.simulator_support import ADMIN_DSN
 from tests.stack_support import SCRAPE_INTERVAL, StackUnderTest, wait_until
 
@@ -30,7 +31,7 @@ def panel_results(stack: StackUnderTest, title: str) -> list[dict]:
     values, problems = check.resolve_variables(board, check.Prometheus(stack.prometheus, 10), window)
     assert not problems, problems
     (panel,) = [p for p in board.panels() if p["title"] == title]
-    return [row for q in queries(panel) for row in stack.query(promql.substitute(q["expr"], values))]
+    return [row for q in queries(panel) for row in stack.query(variables.substitute(q["expr"], values))]
 
 
 def alert_expr(name: str, thresholds: Thresholds = Thresholds()) -> str:

@@ -11,11 +11,10 @@ import uuid
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from medobs import REPO_ROOT
 from medobs.core.catalog import platform
-from tests.conftest import medobs, require_binary
+from tests.conftest import REPO, medobs, require_binary
 
-#: The wrapper line the README shows for the seed's backup script.
+#: The wrapper line docs/backup.md shows for the seed's backup script.
 WRAPPER = (
     'medobs backup-metrics --database medical_db --artifact "$FILE" -- \\\n'
     "  bash -o pipefail -c 'pg_dump -U postgres medical_db | gzip > \"$1\" "
@@ -45,17 +44,17 @@ def database():
 
 
 def run_wrapper(tmp_path, database_name: str, artifact) -> subprocess.CompletedProcess:
-    """The README's wrapper line, with the test's database and without the S3 upload."""
+    """The documented wrapper line, with the test's database and without the S3 upload."""
     script = (
         f'medobs backup-metrics --database {database_name} --textfile-dir {tmp_path} --artifact "$FILE" -- '
         f"bash -o pipefail -c 'pg_dump -h 127.0.0.1 -U postgres {database_name} | gzip > \"$1\"' _ \"$FILE\""
     )
-    env = {**os.environ, "FILE": str(artifact), "PATH": f"{REPO_ROOT / '.venv' / 'bin'}:{os.environ['PATH']}"}
+    env = {**os.environ, "FILE": str(artifact), "PATH": f"{REPO / '.venv' / 'bin'}:{os.environ['PATH']}"}
     return subprocess.run(["bash", "-c", script], capture_output=True, text=True, env=env, timeout=120)
 
 
-def test_readme_shows_the_wrapper_line():
-    assert WRAPPER in (REPO_ROOT / "README.md").read_text()
+def test_the_backup_page_shows_the_wrapper_line():
+    assert WRAPPER in (REPO / "docs" / "backup.md").read_text()
 
 
 def test_a_real_pg_dump_is_recorded_then_a_failed_run_keeps_the_last_success(tmp_path, database):

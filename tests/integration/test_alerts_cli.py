@@ -8,10 +8,7 @@ import sys
 import pytest
 
 from alerts import all_alerts
-from medobs import REPO_ROOT
-from tests.conftest import medobs
-
-DOCS = REPO_ROOT / "docs" / "alerts.md"
+from tests.conftest import REPO, medobs
 
 
 def test_list_shows_every_alert_with_its_severity_and_for():
@@ -20,13 +17,7 @@ def test_list_shows_every_alert_with_its_severity_and_for():
         assert re.search(rf"^{alert.name}\s+\w+\s+{alert.severity}\s+{alert.for_}\s", listing, flags=re.M), alert.name
 
 
-def test_docs_table_matches_the_definitions():
-    table = medobs("rules", "list", "--format", "markdown", check=True).stdout
-    text = DOCS.read_text()
-    documented = text.split("<!-- begin: medobs rules list --format markdown -->\n")[1].split("<!-- end -->")[0]
-    assert documented == table, "docs/alerts.md is stale: paste `medobs rules list --format markdown`"
-
-
+@pytest.mark.slow
 def test_check_and_test_pass_on_the_current_definitions():
     check = medobs("rules", "check")
     assert check.returncode == 0, check.stdout + check.stderr
@@ -39,7 +30,7 @@ def test_check_and_test_pass_on_the_current_definitions():
 @pytest.fixture
 def build_copy(tmp_path):
     target = tmp_path / "build"
-    shutil.copytree(REPO_ROOT / "build", target)
+    shutil.copytree(REPO / "build", target)
     return target
 
 
@@ -51,6 +42,7 @@ def test_check_fails_on_a_broken_rule(build_copy):
     assert "alerts-redis.yml" in result.stdout and "FAILED" in result.stdout
 
 
+@pytest.mark.slow
 def test_test_fails_when_an_expected_description_is_wrong(build_copy):
     tests = build_copy / "prometheus" / "tests" / "alerts-gpu.test.yml"
     tests.write_text(tests.read_text().replace("has been at 91 °C", "has been at 19 °C"))
@@ -59,6 +51,7 @@ def test_test_fails_when_an_expected_description_is_wrong(build_copy):
     assert "GpuTemperatureHigh" in result.stdout
 
 
+@pytest.mark.slow
 def test_test_fails_when_a_route_changes(build_copy):
     config = build_copy / "alertmanager" / "alertmanager.yml"
     config.write_text(config.read_text().replace("receiver: paging", "receiver: ticket"))

@@ -26,10 +26,10 @@ from prometheus_client.exposition import start_http_server
 from prometheus_client.registry import Collector
 
 from dashboards import check
-from dashboards.model import BUILT_DASHBOARDS, load
+from dashboards.model import load
 from medobs.core.catalog import gateway, gpu, queue, redis
 from medobs.core.runtime import counter, gauge
-from tests.conftest import free_port, medobs, require_binary
+from tests.conftest import BUILT_DASHBOARDS, free_port, medobs, require_binary
 
 WORK = ("/", "medical_data", "work")
 DLQ = ("/", "medical_data.dlq", "dlq")

@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 
 from dashboards import lint
-from dashboards.model import BUILT_DASHBOARDS
-from tests.conftest import medobs
+from dashboards.model import load
+from tests.conftest import BUILT_DASHBOARDS, medobs
 
 Model = dict[str, Any]
 
@@ -143,5 +143,14 @@ def test_broken_json_is_one_clear_line(tmp_path):
 def test_missing_path_is_one_clear_line(tmp_path):
     result = medobs("dashboards", "lint", str(tmp_path / "nothing"))
     assert result.returncode == 2
-    (line,) = result.stderr.strip().splitlines()
-    assert "does not exist: run `make build` first" in line
+    assert result.stderr.strip().splitlines() == [
+        f"medobs dashboards: error: {tmp_path / 'nothing'} does not exist: name dashboard JSON files or folders, "
+        "or none for the package's"
+    ]
+
+
+def test_with_no_path_the_package_dashboards_are_rendered_as_the_build_writes_them():
+    """No build folder needed: the default is the package's dashboards, rendered afresh."""
+    fresh, built = load([]), load([BUILT_DASHBOARDS])
+    assert [(b.path.name, b.model) for b in fresh] == [(b.path.name, b.model) for b in built]
+    assert [str(b.path) for b in fresh] == [f"grafana/dashboards/{b.path.name}" for b in built]

@@ -9,10 +9,10 @@ import shutil
 
 import pytest
 
-from dashboards.model import BUILT_DASHBOARDS, load
+from dashboards.model import load
 from dashboards.provisioning import FOLDER_TITLE, FOLDER_UID
 from medobs.core.links import DASHBOARD_UIDS
-from tests.conftest import free_port, medobs
+from tests.conftest import BUILT_DASHBOARDS, free_port, medobs
 from tests.fake_grafana import EDITOR, VIEWER, FakeGrafana
 
 TOKEN = "glsa_editor_7f3c9d2e1b8a4c6f"

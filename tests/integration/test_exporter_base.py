@@ -1,10 +1,7 @@
-"""The shared exporter machinery: single flight, timeouts, health metrics, HTTP, flags, secrets."""
+"""The shared exporter machinery over HTTP: text, OpenMetrics and gzip, each clean under promtool."""
 
-import argparse
 import gzip
-import logging
 import subprocess
-import threading
 import time
 
 import pytest
@@ -44,91 +41,6 @@ class FakeExporter(base.Exporter):
         return "fake backend"
 
 
-def samples(families) -> dict[str, float]:
-    out = {}
-    for family in families:
-        for sample in family.samples:
-            key = sample.name + "".join(f"{{{k}={v}}}" for k, v in sorted(sample.labels.items()))
-            out[key] = sample.value
-    return out
-
-
-def test_success_exposes_values_and_health():
-    exporter = FakeExporter()
-    values = samples(exporter.scrape())
-    assert values["medobs_test_value"] == 42
-    assert values["medobs_test_up"] == 1
-    assert values["medobs_test_last_success_timestamp_seconds"] == pytest.approx(time.time(), abs=5)
-
-
-def test_concurrent_scrapes_share_one_collection():
-    exporter = FakeExporter()
-    exporter.delay = 0.3
-    results = []
-    threads = [threading.Thread(target=lambda: results.append(exporter.scrape())) for _ in range(5)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert exporter.calls == 1
-    assert all(samples(r)["medobs_test_value"] == 42 for r in results)
-
-
-def test_slow_backend_gives_up_zero_and_one_timeout(caplog):
-    exporter = FakeExporter(ceiling=0.2)
-    exporter.delay = 0.6
-    started = time.monotonic()
-    with caplog.at_level(logging.WARNING):
-        values = samples(exporter.scrape())
-    assert time.monotonic() - started < 0.5
-    assert values["medobs_test_up"] == 0
-    assert values["medobs_test_scrape_errors_total{kind=timeout}"] == 1
-    assert "medobs_test_value" not in values
-    time.sleep(0.6)
-    exporter.delay = 0
-    assert samples(exporter.scrape())["medobs_test_up"] == 1
-    assert [r.message for r in caplog.records] == ["fake backend: timeout error: no answer within 0.2s"]
-
-
-def test_errors_are_counted_by_kind_and_logged_once_per_change(caplog):
-    exporter = FakeExporter()
-    exporter.fail = base.CollectionError("http_401", "401 Unauthorized from http://broker:15672/api/queues")
-    with caplog.at_level(logging.INFO):
-        for _ in range(3):
-            values = samples(exporter.scrape())
-        exporter.fail = None
-        assert samples(exporter.scrape())["medobs_test_up"] == 1
-    assert values["medobs_test_up"] == 0
-    assert values["medobs_test_scrape_errors_total{kind=http_401}"] == 3
-    assert [r.message for r in caplog.records] == [
-        "fake backend: http_401 error: 401 Unauthorized from http://broker:15672/api/queues",
-        "fake backend: collecting again",
-    ]
-
-
-def test_what_a_failed_collection_still_knows_is_exposed_beside_up_0():
-    exporter = FakeExporter()
-    exporter.fail = base.CollectionError("http_404", "metrics endpoint off", [base.gauge(VALUE, value=7)])
-    values = samples(exporter.scrape())
-    assert values["medobs_test_value"] == 7
-    assert values["medobs_test_up"] == 0
-    assert values["medobs_test_scrape_errors_total{kind=http_404}"] == 1
-
-
-def test_a_bug_in_a_collector_is_reported_not_raised():
-    exporter = FakeExporter()
-    exporter.fail = None
-    exporter.collect_families = lambda deadline: 1 / 0
-    values = samples(exporter.scrape())
-    assert values["medobs_test_up"] == 0
-    assert values["medobs_test_scrape_errors_total{kind=internal}"] == 1
-
-
-@pytest.mark.parametrize("header,expected", [(None, None), ("", None), ("abc", None), ("10", 9.5), ("0.3", 0.1)])
-def test_scrape_timeout_header(header, expected):
-    assert base.scrape_timeout(header) == expected
-
-
 @pytest.fixture
 def server():
     exporter = FakeExporter()
@@ -154,45 +66,3 @@ def test_http_serves_text_openmetrics_and_gzip(server, tmp_path):
         [require_binary("promtool"), "check", "metrics"], stdin=exposition.open(), capture_output=True, text=True
     )
     assert check.returncode == 0 and check.stdout + check.stderr == "", check.stdout + check.stderr
-
-
-def test_http_honours_the_prometheus_timeout_header(server):
-    exporter, url = server
-    exporter.delay = 3
-    started = time.monotonic()
-    body = requests.get(f"{url}/metrics", headers={base.TIMEOUT_HEADER: "0.8"}, timeout=5).text
-    assert time.monotonic() - started < 1.5
-    assert "medobs_test_up 0.0" in body
-
-
-def test_listen_address():
-    assert base.listen_address("127.0.0.1:9419") == ("127.0.0.1", 9419)
-    assert base.listen_address(":9400") == ("0.0.0.0", 9400)
-    assert base.listen_address("[::1]:9400") == ("::1", 9400)
-    for bad in ("9419", "host:", "host:99999", "host:abc"):
-        with pytest.raises(argparse.ArgumentTypeError):
-            base.listen_address(bad)
-
-
-def test_listen_on_a_busy_port_is_a_user_error(server):
-    _, url = server
-    port = int(url.rsplit(":", 1)[1])
-    with pytest.raises(base.UserError, match=f"cannot listen on 127.0.0.1:{port}"):
-        base.start_server(FakeExporter(), ("127.0.0.1", port))
-
-
-def test_read_secret_prefers_file_then_env(tmp_path, monkeypatch):
-    secret_file = tmp_path / "password"
-    secret_file.write_text("from-file\n")
-    monkeypatch.setenv("BROKER_PASSWORD", "from-env")
-    assert base.read_secret("BROKER_PASSWORD") == "from-env"
-    monkeypatch.setenv("BROKER_PASSWORD_FILE", str(secret_file))
-    assert base.read_secret("BROKER_PASSWORD") == "from-file"
-    assert base.read_secret("NOT_SET_ANYWHERE") is None
-    with pytest.raises(base.UserError, match="cannot read the secret file"):
-        base.read_secret("X", tmp_path / "missing")
-
-
-def test_safe_url_drops_credentials():
-    assert base.safe_url("http://guest:s3cret@127.0.0.1:15672/api") == "http://127.0.0.1:15672/api"
-    assert base.safe_url("https://broker/api") == "https://broker/api"

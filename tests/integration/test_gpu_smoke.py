@@ -8,6 +8,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from tests.conftest import REPO, free_port, require_binary
 
 U0 = "GPU-00000000-5d3c-4c3a-9d0e-000000000000"
@@ -57,6 +59,7 @@ def run_smoke(tmp_path, temperature_of_gpu_1: int) -> tuple[subprocess.Completed
     return result, (out / "report.txt").read_text()
 
 
+@pytest.mark.slow
 def test_the_smoke_script_passes_when_nvidia_smi_agrees(tmp_path):
     result, report = run_smoke(tmp_path, temperature_of_gpu_1=55)
     assert result.returncode == 0, result.stdout + result.stderr
@@ -69,6 +72,7 @@ def test_the_smoke_script_passes_when_nvidia_smi_agrees(tmp_path):
     assert report.rstrip().endswith("gpu_smoke: every check passed")
 
 
+@pytest.mark.slow
 def test_the_smoke_script_fails_when_a_value_is_off(tmp_path):
     result, report = run_smoke(tmp_path, temperature_of_gpu_1=70)
     assert result.returncode == 1

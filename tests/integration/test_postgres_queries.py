@@ -7,9 +7,8 @@ import requests
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
-from medobs import REPO_ROOT
 from medobs.core.catalog import postgres
-from tests.conftest import free_port, require_binary
+from tests.conftest import REPO, free_port, require_binary
 
 
 def test_queries_yield_the_catalog_metrics():
@@ -17,7 +16,7 @@ def test_queries_yield_the_catalog_metrics():
     exporter = subprocess.Popen(
         [
             require_binary("prometheus-postgres-exporter"), f"--web.listen-address=127.0.0.1:{port}",
-            f"--extend.query-path={REPO_ROOT / 'build' / 'postgres-exporter' / 'queries.yaml'}",
+            f"--extend.query-path={REPO / 'build' / 'postgres-exporter' / 'queries.yaml'}",
         ],
         env={"DATA_SOURCE_NAME": "postgresql://postgres@127.0.0.1:5432/postgres?sslmode=disable"},
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
@@ -44,7 +43,7 @@ def test_queries_yield_the_catalog_metrics():
 
 
 def test_queries_file_is_valid_yaml_with_descriptions():
-    queries = yaml.safe_load((REPO_ROOT / "build" / "postgres-exporter" / "queries.yaml").read_text())
+    queries = yaml.safe_load((REPO / "build" / "postgres-exporter" / "queries.yaml").read_text())
     for namespace, query in queries.items():
         assert query["query"].upper().startswith("SELECT")
         for metric in query["metrics"]:

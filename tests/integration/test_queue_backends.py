@@ -86,6 +86,7 @@ def env(monkeypatch):
     monkeypatch.setenv("RABBITMQ_PASSWORD", PASSWORD)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "mode,kind",
     [

@@ -314,6 +314,7 @@ def test_counters_stay_monotonic_when_the_broker_forgets_a_channel():
             again.close()
 
 
+@pytest.mark.slow
 def test_oldest_message_age_grows_while_the_consumer_is_stopped():
     with one_queue("inference.requests") as (broker, connection, channel):
         publish(channel, "inference.requests", 3)

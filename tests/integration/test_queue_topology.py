@@ -56,6 +56,7 @@ def topology():
         connection.close()
 
 
+@pytest.mark.slow
 def test_attribution_names_where_the_broker_put_the_dead_letters(topology):
     broker, samples = topology
     queues = wait_for(

@@ -6,6 +6,7 @@ import os
 import stat
 import subprocess
 from collections.abc import Iterator
+from pathlib import Path
 
 import psutil
 import psycopg
@@ -13,7 +14,7 @@ import pytest
 from psycopg import sql
 
 from medobs import UserError, replica, stack
-from tests.conftest import free_port, medobs
+from tests.conftest import REPO, medobs
 from tests.simulator_support import ADMIN_DSN, unique
 from tests.stack_support import (
     assert_primary_left_as_it_was,
@@ -27,25 +28,34 @@ def primary_major() -> int:
         return int(primary.execute("SELECT current_setting('server_version_num')::int / 10000").fetchone()[0])
 
 
-def offset_for_a_free_replica_port() -> int:
+#: The first port above the kernel's ephemeral range: no connection of a test running beside
+#: takes one of the ports from here up between the check and the stack's start.
+ABOVE_EPHEMERAL = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[1]) + 1
+
+
+def offset_for_free_ports(tmp_path, names: list[str]) -> int:
+    """A port offset at which the stack's ports ``names`` are all free, above the ephemeral range."""
+    ports = [stack.Stack(tmp_path, REPO, 0).port(name) for name in names]
+    for offset in range(ABOVE_EPHEMERAL - min(ports), 65536 - max(ports)):
+        if not any(stack.port_in_use(port + offset) for port in ports):
+            return offset
+    raise AssertionError(f"no free ports for {names} above {ABOVE_EPHEMERAL}")
+
+
+def offset_for_a_free_replica_port(tmp_path) -> int:
     """A port offset that puts the replica on a free port (for a test that starts nothing else)."""
-    return free_port() - stack.EXTRA_PORTS[stack.REPLICA.name]
+    return offset_for_free_ports(tmp_path, [stack.REPLICA.name])
 
 
 def offset_for_free_stack_ports(tmp_path) -> int:
     """A port offset at which every port of the stack is free (`up` checks them all first)."""
-    while True:
-        offset = offset_for_a_free_replica_port()
-        ports = [stack.Stack(tmp_path, stack.REPO_ROOT, offset).port(name)
-                 for comp in stack.COMPONENTS for name in comp.ports]
-        if all(0 < port < 65536 and not stack.port_in_use(port) for port in ports):
-            return offset
+    return offset_for_free_ports(tmp_path, [name for comp in stack.COMPONENTS for name in comp.ports])
 
 
 @pytest.fixture
 def replica_stack(tmp_path) -> Iterator[stack.Stack]:
     """A stack of which only the replica runs; stopped afterwards."""
-    only_the_replica = stack.Stack(tmp_path / "state", stack.REPO_ROOT / "build", offset_for_a_free_replica_port())
+    only_the_replica = stack.Stack(tmp_path / "state", REPO / "build", offset_for_a_free_replica_port(tmp_path))
     yield only_the_replica
     stack.stop(only_the_replica, stack.REPLICA)
 

@@ -7,6 +7,7 @@ import subprocess
 import time
 from urllib.parse import quote
 
+import pytest
 import requests
 
 from medobs.simulator.broker import (
@@ -75,6 +76,7 @@ def test_studies_carry_the_amqp_timestamp_and_their_json():
         assert body == {"studyId": body["studyId"], "modality": "CT", "images": 3} and body["studyId"] in ids
 
 
+@pytest.mark.slow
 def test_consumer_stall_grows_the_backlog_the_broker_reports():
     with running_platform(Knobs(request_rate=20), seed=5) as platform:
         vhost = platform.config.broker.vhost
@@ -96,6 +98,7 @@ def test_consumer_stall_grows_the_backlog_the_broker_reports():
         assert platform.consumer.counts[Verdict.ACK] == platform.publisher.published
 
 
+@pytest.mark.slow
 def test_poison_messages_grow_the_dlq_by_the_injected_share():
     with running_platform(Knobs(request_rate=20, poison_ratio=0.5), seed=9) as platform:
         vhost = platform.config.broker.vhost
@@ -109,6 +112,7 @@ def test_poison_messages_grow_the_dlq_by_the_injected_share():
         assert platform.consumer.counts[Verdict.ACK] == published - rejected
 
 
+@pytest.mark.slow
 def test_unavailable_model_requeues_studies_until_it_is_back():
     with running_platform(Knobs(request_rate=0, model_available=False)) as platform:
         vhost = platform.config.broker.vhost
@@ -126,6 +130,7 @@ def test_unavailable_model_requeues_studies_until_it_is_back():
                 "normal", "pneumonia", "effusion", "cardiomegaly"}
 
 
+@pytest.mark.slow
 def test_healthy_traffic_leaves_no_backlog_and_no_dead_letters():
     with running_platform(Knobs(request_rate=20)) as platform:
         vhost = platform.config.broker.vhost

@@ -103,6 +103,7 @@ def test_a_port_in_use_is_one_line_naming_it():
     assert len(result.stderr.strip().splitlines()) == 1, result.stderr
 
 
+@pytest.mark.slow
 def test_runs_in_the_background_changes_scenario_and_stops_on_sigterm():
     gateway, control = free_port(), free_port()
     with private_vhost() as vhost, private_database() as dsn:

@@ -146,6 +146,7 @@ def test_model_unavailable_passes_tf_servings_404_through(platform):
 CALLERS = 40
 
 
+@pytest.mark.slow
 def test_db_saturation_exhausts_the_pool_and_times_callers_out(platform):
     study = upload(platform)
     platform.apply("db-saturation", SCENARIOS["db-saturation"].knobs.with_changes({"request_rate": 0}))

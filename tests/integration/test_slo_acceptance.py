@@ -2,6 +2,7 @@
 within 2 minutes, a 0.2x-budget error rate never alerts over 3 simulated days, zero traffic records
 0 (never NaN), and the period's ratio counts events rather than averaging ratios."""
 
+import pytest
 import yaml
 
 from tests.slo_support import (
@@ -26,6 +27,7 @@ def expected_page(rule_file):
     return {"exp_labels": labels, "exp_annotations": page["annotations"]}
 
 
+@pytest.mark.slow
 def test_outage_pages_within_two_minutes_after_three_quiet_days_at_a_fifth_of_the_budget(tmp_path):
     rule_file = compiled(tmp_path)
     days = 3 * 24 * 60  # minutes at 0.2x the budget: 600 requests a minute, 0.02% of them failing

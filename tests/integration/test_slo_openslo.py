@@ -105,6 +105,7 @@ spec:
 """
 
 
+@pytest.mark.slow
 def test_conversion_compiles_and_keeps_the_meaning(tmp_path):
     source = write_spec(tmp_path, OPENSLO, "openslo.yaml")
     result = medobs("slo", "import-openslo", str(source), "--out", str(tmp_path / "specs" / "checkout.yaml"), check=True)

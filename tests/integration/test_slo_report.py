@@ -6,15 +6,10 @@ import json
 import re
 from datetime import UTC, datetime, timedelta
 
-import promql_parser
 import pytest
 import requests
 
-from medobs import REPO_ROOT
-from slo import promql
-from slo import spec as spec_module
-from slo.templates import EventsSli
-from tests.conftest import free_port, medobs
+from tests.conftest import REPO, free_port, medobs
 from tests.slo_support import AVAILABILITY_SPEC, backfilled_prometheus, write_spec
 
 START = datetime(2024, 1, 31, 23, 0, tzinfo=UTC)
@@ -125,7 +120,7 @@ JSON_TYPES = {
 def documented_json_fields() -> dict[str, str]:
     """``{path: type}`` from the JSON fields table of docs/slo.md: ``slos[].window.start``;
     ``.end`` after it in the same cell is its sibling ``slos[].window.end``."""
-    section = (REPO_ROOT / "docs" / "slo.md").read_text().split("### JSON fields", 1)[1]
+    section = (REPO / "docs" / "slo.md").read_text().split("### JSON fields", 1)[1]
     table = section[section.index("\n| field |") + 1:].split("\n\n", 1)[0]
     rows = table.splitlines()[2:]  # after the header and its |---| line
     fields = {}
@@ -236,7 +231,7 @@ def test_burn_down_falls_from_one_to_the_remaining_budget_at_the_incident(februa
 
 
 def test_period_window_ends_where_asked(prometheus):
-    gateway = str(REPO_ROOT / "slo" / "specs" / "api-gateway.yaml")
+    gateway = str(REPO / "slo" / "specs" / "api-gateway.yaml")
     data = report(prometheus, "--period", "7d", "--end", "2024-02-15T00:00:00Z", "--spec", gateway)
     availability = data["slos"][0]
     assert availability["window"]["start"] == "2024-02-08T00:00:00Z" and availability["window"]["label"] == "7d"
@@ -365,29 +360,3 @@ def test_adjacent_windows_add_up_to_the_whole(counting_prometheus, tmp_path):
     assert first["events"] == {"good": 3000.0, "bad": 123.0, "total": 3123.0}  # scrapes up to 50:00
     assert {k: first["events"][k] + second["events"][k] for k in first["events"]} == {
         "good": 9000.0, "bad": 123.0, "total": 9123.0}
-
-
-@pytest.mark.parametrize("query", [
-    "sum(irate(x[{{.window}}]))",
-    "sum(rate(x[{{.window}}] offset 1h))",
-    "sum_over_time((max(x) > bool 1)[{{.window}}:1m])",
-    "sum(rate(x[{{.window}}])) / sum(avg_over_time(y[{{.window}}]))",
-])
-def test_only_rate_and_increase_of_selectors_are_counted_per_step(query):
-    assert promql.step_events(query, "60s") is None
-
-
-def test_every_counter_sli_is_counted_per_step_in_valid_promql():
-    """The platform's specs and Sloth's examples: each rate() / increase() SLI query, rewritten,
-    parses as PromQL and no longer reads a window."""
-    files = sorted((REPO_ROOT / "slo" / "specs").glob("*.yaml")) + sorted((REPO_ROOT / "tests" / "data" / "sloth").glob("*.yml"))
-    counted = 0
-    for slo in spec_module.all_slos([s for path in files for s in spec_module.load(path, path.name)]):
-        if not isinstance(slo.sli, EventsSli) or slo.sli.scale != "rate":
-            continue
-        for query in (slo.sli.error_query, slo.sli.total_query):
-            rewritten = promql.step_events(query, "5m")
-            assert rewritten is not None and "{{" not in rewritten, query
-            promql_parser.parse(rewritten)
-            counted += 1
-    assert counted >= 20

@@ -6,11 +6,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from medobs import REPO_ROOT
-from tests.conftest import medobs
+from tests.conftest import REPO, medobs
 from tests.slo_support import alert_rules
 
-SLOTH = REPO_ROOT / "tests" / "data" / "sloth"
+SLOTH = REPO / "tests" / "data" / "sloth"
 EXAMPLES = sorted(SLOTH.glob("*.yml"))
 
 
@@ -21,6 +20,7 @@ def test_every_published_prometheus_v1_example_is_here():
     }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("example", EXAMPLES, ids=lambda p: p.stem)
 def test_example_compiles_and_its_generated_tests_pass(tmp_path, example: Path):
     result = medobs("slo", "build", str(example), "--out", str(tmp_path), "--kubernetes", "--verify", timeout=300)

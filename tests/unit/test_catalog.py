@@ -3,7 +3,8 @@ import re
 import pytest
 
 from medobs.core import catalog
-from medobs.core.catalog import ALL, Metric, lookup, names_in
+from medobs.core.catalog import ALL, Metric, lookup
+from medobs.core.promql import metric_names
 
 NAME = re.compile(r"^[a-zA-Z_:][a-zA-Z0-9_:]*$")
 OWN_SOURCES = {"medobs-gpu", "medobs-queue", "medobs-inference", "medobs-backup"}
@@ -71,14 +72,14 @@ def test_duplicate_declaration_is_refused():
         catalog.metric("up", "gauge", "again", source="prometheus")
 
 
-def test_names_in_promql():
+def test_metric_names_of_promql():
     expr = (
         'histogram_quantile(0.99, sum by (le) (rate(http_server_requests_seconds_bucket{job=~"$job",'
-        ' uri!~"/actuator.*"}[$__rate_interval]))) > on (pool) group_left hikaricp_connections_max offset 5m'
+        ' uri!~"/actuator.*"}[5m]))) > on (pool) group_left hikaricp_connections_max offset 5m'
         ' or sum(rate(:tensorflow:serving:request_count{status!="OK"}[5m])) by (model_name)'
         ' / count without (x) (label_replace(up, "a", "$1", "b", "(.*)")) and absent(redis_up)'
     )
-    assert names_in(expr) == {
+    assert metric_names(expr) == {
         "http_server_requests_seconds_bucket", "hikaricp_connections_max",
         ":tensorflow:serving:request_count", "up", "redis_up",
     }

@@ -11,16 +11,16 @@ import pytest
 import yaml
 from promql_parser import BinaryExpr, VectorSelector
 
-from dashboards import generate, panels, promql, provisioning
-from dashboards.model import BUILT_DASHBOARDS, Board, load, queries, variable_query
-from medobs import REPO_ROOT
-from medobs.core import catalog, scrape_jobs
+from dashboards import generate, panels, provisioning, variables
+from dashboards.model import Board, load, queries, variable_query
+from medobs.core import catalog, promql, scrape_jobs
 from medobs.core.catalog import gpu, inference, queue, slo
 from medobs.core.links import DASHBOARD_UIDS
+from tests.conftest import BUILT_DASHBOARDS, REPO
 
 BOARDS = {board.path.stem: board for board in load([BUILT_DASHBOARDS])}
-COMPOSE = yaml.safe_load((REPO_ROOT / "docker-compose.yml").read_text())
-BUILT_RULES = REPO_ROOT / "build" / "prometheus" / "rules"
+COMPOSE = yaml.safe_load((REPO / "docker-compose.yml").read_text())
+BUILT_RULES = REPO / "build" / "prometheus" / "rules"
 GRAFANA_VARIABLE = re.compile(r"\$\{\w+(?::\w+)?\}|\$\w+|\[\[\w+\]\]")
 
 
@@ -43,7 +43,7 @@ def every_query(board: Board) -> list[str]:
     texts = [q["expr"] for p in board.panels() for q in queries(p)]
     for variable in board.variables:
         if variable["type"] == "query":
-            selector, _label = promql.label_values(variable_query(variable))
+            selector, _label = variables.label_values(variable_query(variable))
             texts.append(selector)
     return texts
 
@@ -60,13 +60,13 @@ def test_one_file_per_dashboard_with_the_stable_uid():
 def test_every_query_uses_only_catalogued_metrics(key):
     for text in every_query(BOARDS[key]):
         without_variables = GRAFANA_VARIABLE.sub("5m", text)
-        unknown = {name for name in catalog.names_in(without_variables) if catalog.lookup(name) is None}
+        unknown = {name for name in promql.metric_names(without_variables) if catalog.lookup(name) is None}
         assert not unknown, f"{key}: {text!r} uses metrics the catalog does not know: {sorted(unknown)}"
 
 
 def test_the_catalog_check_would_catch_an_unknown_metric():
     text = 'sum(rate(medobs_queue_publishd_total{job=~"$job"}[$__rate_interval]))'
-    names = catalog.names_in(GRAFANA_VARIABLE.sub("5m", text))
+    names = promql.metric_names(GRAFANA_VARIABLE.sub("5m", text))
     assert names == {"medobs_queue_publishd_total"} and catalog.lookup("medobs_queue_publishd_total") is None
 
 
@@ -148,7 +148,7 @@ def test_slo_board_shows_each_slo_from_the_recording_rules():
                 for group in yaml.safe_load(path.read_text())["groups"] for rule in group["rules"] if "record" in rule}
     for window, expr in zip(slo.ALERT_WINDOWS, burn):
         # the burn rate: the window's error ratio divided by the error budget, SLO by SLO
-        tree = promql.parse_template(expr)
+        tree = variables.parse_template(expr)
         assert isinstance(tree, BinaryExpr) and str(tree.op) == "/", expr
         assert str(tree.modifier.matching) == "on (service, slo)", expr
         assert isinstance(tree.lhs, VectorSelector) and isinstance(tree.rhs, VectorSelector), expr
@@ -180,7 +180,7 @@ def grafana_mounts() -> dict[str, str]:
 
 
 def provisioned(kind: str) -> dict[str, Any]:
-    return yaml.safe_load((REPO_ROOT / "build" / generate.PROVISIONING_DIR / kind / "medobs.yml").read_text())
+    return yaml.safe_load((REPO / "build" / generate.PROVISIONING_DIR / kind / "medobs.yml").read_text())
 
 
 def test_compose_mounts_the_provisioning_folders_grafana_reads():
@@ -208,7 +208,7 @@ def test_the_provisioned_datasource_is_the_one_the_dashboards_select():
 
 
 def test_docs_list_every_panel():
-    docs = (REPO_ROOT / "docs" / "dashboards.md").read_text()
+    docs = (REPO / "docs" / "dashboards.md").read_text()
     for board in BOARDS.values():
         assert f"### {board.title} (`{board.uid}`" in docs
         for p in board.panels():

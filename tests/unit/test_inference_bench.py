@@ -1,13 +1,9 @@
-"""bench/inference_proxy.py runs in one go with small numbers, and fails when the proxy's own
-metrics miss a request. Not a timed test: its latency and throughput figures are only parsed
-(the targets are for docs/performance.md's runs, not for a shared test machine)."""
+"""bench/inference_proxy.py fails when the proxy's own metrics miss a request (it runs in one go:
+tests/integration/test_inference_bench.py)."""
 
 from __future__ import annotations
 
 import importlib.util
-import re
-import subprocess
-import sys
 
 from prometheus_client import CollectorRegistry, generate_latest
 
@@ -15,7 +11,6 @@ from exporters.inference.recorder import RequestMetrics
 from tests.conftest import REPO
 
 BENCH = REPO / "bench" / "inference_proxy.py"
-REQUESTS, ROUNDS, WARM_UP = 300, 3, 200
 
 
 def load_bench():
@@ -28,22 +23,6 @@ def load_bench():
 
 
 bench = load_bench()
-
-
-def test_the_benchmark_runs_and_prints_its_figures():
-    result = subprocess.run(
-        [sys.executable, str(BENCH), "--requests", str(REQUESTS), "--concurrency", "2", "--rounds", str(ROUNDS)],
-        capture_output=True, text=True, timeout=240, cwd=REPO,
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
-    out = result.stdout
-    for mode in ("direct", "proxy"):
-        assert re.search(rf"^{mode} +\d+\.\d\d +\d+\.\d\d +\d+$", out, re.M), out
-    added = re.search(r"^added latency: p50 ([+-]\d+\.\d\d) ms, p99 ([+-]\d+\.\d\d) ms", out, re.M)
-    ratio = re.search(r"^throughput ratio proxy/direct: (\d+\.\d\d)", out, re.M)
-    assert added and ratio, out
-    assert float(ratio[1]) > 0
-    assert f"the proxy recorded exactly the {WARM_UP + REQUESTS} requests sent through it" in out
 
 
 def recorded(ok: int, errors: int = 0, in_flight: int = 0) -> str:

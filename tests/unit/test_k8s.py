@@ -9,12 +9,13 @@ import pytest
 import yaml
 
 from exporters.gpu.podresources import DEFAULT_SOCKET
-from medobs import REPO_ROOT
+from medobs import __version__
 from medobs.cli import parser
 from medobs.core import scrape_jobs
 from medobs.deploy import kubernetes as k8s
+from tests.conftest import REPO
 
-K8S = REPO_ROOT / "build" / "k8s"
+K8S = REPO / "build" / "k8s"
 KUBERNETES_VERSION = "1.27"
 
 
@@ -63,7 +64,7 @@ def test_every_container_runs_a_medobs_command_whose_flags_parse(container):
     assert args.command == "exporter"
     host, port = args.listen
     assert container["ports"][0] == {"name": "metrics", "containerPort": port}
-    assert container["image"] == k8s.IMAGE
+    assert container["image"] == f"{k8s.REGISTRY}:{__version__}-{args.exporter}"  # the image of its extra
     assert container["readinessProbe"]["httpGet"]["port"] == port
 
 

@@ -12,7 +12,6 @@ Each domain module (``gateway``, ``tfserving``, ``postgres`` ...) declares its e
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Literal
 
@@ -150,33 +149,6 @@ def lookup(series_name: str) -> Metric | None:
             if entry is not None and series_name in entry.series_names:
                 return entry
     return None
-
-
-# PromQL words that look like metric names but are not.
-_PROMQL_WORDS = {
-    "by", "without", "on", "ignoring", "group_left", "group_right", "bool", "and", "or",
-    "unless", "offset", "inf", "nan", "atan2", "start", "end",
-}
-_IDENT = re.compile(
-    r"(?<![\w:.$\"'{])([a-zA-Z_:][\w:]*)(?![\w:])\s*((?:(?:by|without)\s*\(\)\s*)?\()?"
-)
-
-
-def names_in(expr: str) -> set[str]:
-    """Metric names a PromQL expression refers to (functions, keywords, labels and strings excluded)."""
-    without_strings = re.sub(r'"(?:[^"\\]|\\.)*"|\'(?:[^\'\\]|\\.)*\'|`[^`]*`', '""', expr)
-    without_matchers = re.sub(r"\{[^}]*\}", "{}", without_strings)
-    without_groupings = re.sub(
-        r"\b(by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)", r"\1()", without_matchers
-    )
-    without_ranges = re.sub(r"\[[^\]]*\]", "[]", without_groupings)
-    names = set()
-    for match in _IDENT.finditer(without_ranges):
-        word, is_call = match.group(1), match.group(2)
-        if is_call or word.lower() in _PROMQL_WORDS:
-            continue
-        names.add(word)
-    return names
 
 
 def _load_domains() -> None:
