@@ -3,12 +3,9 @@ webhook receiver started by the test (routes, inhibitions, secrets read from fil
 
 from __future__ import annotations
 
-import json
 import subprocess
-import threading
 import time
 from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -16,59 +13,8 @@ import requests
 import yaml
 
 from alerts import alertmanager, all_alerts
-from tests.conftest import REPO, free_port, require_binary
-
-BUILT = REPO / "build" / "alertmanager"
-CONFIGS = [BUILT / "alertmanager.yml", BUILT / "alertmanager-native.yml"]
-
-
-class WebhookReceiver:
-    """A loopback HTTP server that records every POST: path, headers and JSON body in
-    ``received``, and in ``arrived`` at the same index the time (``time.time()``) it came."""
-
-    def __init__(self, port: int = 0) -> None:
-        self.received: list[tuple[str, dict[str, str], dict]] = []
-        self.arrived: list[float] = []
-        received, arrived, lock = self.received, self.arrived, threading.Lock()
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 (http.server's name)
-                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                with lock:
-                    received.append((self.path, dict(self.headers), json.loads(body)))
-                    arrived.append(time.time())
-                self.send_response(200)
-                self.end_headers()
-
-            def log_message(self, *args) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-    def alertnames(self, path: str) -> list[str]:
-        """Alert names delivered to ``path`` (webhook bodies and PagerDuty events alike)."""
-        names = []
-        for got_path, _, body in self.received:
-            if got_path != path:
-                continue
-            if "alerts" in body:
-                names += [alert["labels"]["alertname"] for alert in body["alerts"]]
-            else:
-                names.append(body["payload"]["summary"].split()[1])
-        return sorted(names)
-
-
-@pytest.fixture
-def receiver():
-    server = WebhookReceiver()
-    yield server
-    server.close()
+from tests.conftest import free_port, require_binary
+from tests.unit.test_alerts_alertmanager import CONFIGS, WebhookReceiver, receiver  # noqa: F401 (receiver is a fixture)
 
 
 @contextmanager

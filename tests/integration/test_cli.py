@@ -6,22 +6,8 @@ import sys
 
 import pytest
 
-from medobs.cli import parser
 from tests.conftest import medobs
-
-
-def all_command_paths() -> list[list[str]]:
-    paths = []
-
-    def walk(p, prefix):
-        paths.append(prefix)
-        for action in p._actions:
-            if action.__class__.__name__ == "_SubParsersAction":
-                for name, sub in action.choices.items():
-                    walk(sub, prefix + [name])
-
-    walk(parser(), [])
-    return paths
+from tests.unit.test_cli import all_command_paths
 
 
 @pytest.mark.parametrize("path", all_command_paths(), ids=lambda p: " ".join(p) or "medobs")

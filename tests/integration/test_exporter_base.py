@@ -2,51 +2,11 @@
 
 import gzip
 import subprocess
-import time
 
-import pytest
 import requests
 
-from medobs.core import runtime as base
-from medobs.core.catalog import Metric
 from tests.conftest import require_binary
-
-# Catalog-shaped entries that are not registered in the catalog itself.
-HEALTH = (
-    Metric("medobs_test_up", "gauge", "Up.", "test"),
-    Metric("medobs_test_scrape_duration_seconds", "gauge", "Duration.", "test", unit="seconds"),
-    Metric("medobs_test_scrape_errors_total", "counter", "Errors.", "test", labels=("kind",)),
-    Metric("medobs_test_last_success_timestamp_seconds", "gauge", "Last success.", "test", unit="seconds"),
-)
-VALUE = Metric("medobs_test_value", "gauge", "A value.", "test")
-
-
-class FakeExporter(base.Exporter):
-    """Counts collections; sleeps or fails on demand."""
-
-    def __init__(self, ceiling=2.0):
-        super().__init__(HEALTH, ceiling=ceiling)
-        self.calls = 0
-        self.delay = 0.0
-        self.fail: base.CollectionError | None = None
-
-    def collect_families(self, deadline):
-        self.calls += 1
-        time.sleep(self.delay)
-        if self.fail:
-            raise self.fail
-        return [base.gauge(VALUE, value=42)]
-
-    def describe_backend(self):
-        return "fake backend"
-
-
-@pytest.fixture
-def server():
-    exporter = FakeExporter()
-    srv = base.start_server(exporter, ("127.0.0.1", 0))
-    yield exporter, f"http://127.0.0.1:{srv.server_address[1]}"
-    srv.shutdown()
+from tests.unit.test_exporter_base import server  # noqa: F401 (server is a fixture)
 
 
 def test_http_serves_text_openmetrics_and_gzip(server, tmp_path):

@@ -13,12 +13,13 @@ from medobs.core import promql
 from medobs.core.catalog import inference as catalog
 from medobs.core.catalog import lookup
 from medobs.core.runtime import start_server
-from tests.conftest import REPO, free_port, promql_blocks, require_binary
+from tests.conftest import REPO, promql_blocks, require_binary
 from tests.inference_support import (
     MODEL,
     simulated_tfserving,
     wait_until,
 )
+from tests.unit.test_inference_exporter import prometheus  # noqa: F401 (a fixture)
 
 
 @pytest.fixture
@@ -50,36 +51,6 @@ def test_promtool_finds_nothing_to_say_about_the_exposition(sim):
 
 
 # -- against a real Prometheus ------------------------------------------------------------------
-
-
-@pytest.fixture
-def prometheus(tmp_path):
-    """A real Prometheus scraping every second; yields (configure(targets), query)."""
-    binary = require_binary("prometheus")
-    port = free_port()
-    processes = []
-
-    def configure(jobs: dict[str, str]) -> None:
-        scrape_configs = []
-        for name, url in jobs.items():
-            base, _, path = url.partition("//")[2].partition("/")
-            scrape_configs.append({"job_name": name, "metrics_path": "/" + path, "static_configs": [{"targets": [base]}]})
-        config = {"global": {"scrape_interval": "1s", "scrape_timeout": "1s"}, "scrape_configs": scrape_configs}
-        (tmp_path / "prometheus.yml").write_text(json.dumps(config))
-        processes.append(subprocess.Popen(
-            [binary, f"--config.file={tmp_path / 'prometheus.yml'}", f"--storage.tsdb.path={tmp_path / 'data'}",
-             f"--web.listen-address=127.0.0.1:{port}"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        ))
-
-    def query(expr: str) -> list[dict]:
-        answer = requests.get(f"http://127.0.0.1:{port}/api/v1/query", params={"query": expr}, timeout=5)
-        return answer.json()["data"]["result"]
-
-    yield configure, query
-    for process in processes:
-        process.terminate()
-        process.wait(10)
 
 
 @pytest.mark.slow

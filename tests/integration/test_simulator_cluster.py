@@ -14,57 +14,12 @@ from medobs.simulator import cluster_metrics
 from medobs.simulator.cluster import (
     GATEWAY,
     MODEL_SERVER,
-    Cluster,
-    Work,
 )
 from medobs.simulator.micrometer import exposition
 from medobs.simulator.scenarios import SCENARIOS, Knobs
 from tests.conftest import require_binary
 from tests.simulator_support import running_platform, sample_sum, scrape, wait_for
-
-START = 1_767_225_600.0  # 2026-01-01T00:00:00Z
-
-
-class Platform:
-    """What the cluster reads: the knobs and the work done, set by the test."""
-
-    def __init__(self, knobs: Knobs | None = None):
-        self.knobs = knobs or Knobs()
-        self.done = Work()
-
-    def cluster(self, seed: int = 7) -> Cluster:
-        return Cluster(seed, lambda: self.knobs, lambda: self.done, START)
-
-    def serve(self, cluster: Cluster, seconds: float, every: float = 15.0, *, rate: float = 10.0,
-              backlog: int = 0, since: float = 0.0) -> float:
-        """Run ``rate`` gateway requests/s (the traffic mix: 58 % for the study service, 2 predicts/s
-        and 2 settled messages/s per 10) for ``seconds``, observing every ``every`` s; returns the end."""
-        now = since
-        while now < since + seconds:
-            now = min(now + every, since + seconds)
-            self.done = Work(
-                requests=self.done.requests + round(rate * every),
-                study_requests=self.done.study_requests + round(0.58 * rate * every),
-                predictions=self.done.predictions + round(0.4 * rate * every),
-                messages=self.done.messages + round(0.2 * rate * every),
-                backlog=backlog,
-            )
-            cluster.advance(START + now)
-        return now
-
-
-def samples(families, metric: str, **labels: str) -> list:
-    return [s for f in families for s in f.samples
-            if s.name == metric and all(s.labels.get(k) == v for k, v in labels.items())]
-
-
-def value(families, metric: str, **labels: str) -> float:
-    (sample,) = samples(families, metric, **labels)
-    return sample.value
-
-
-def state(cluster: Cluster, at: float) -> list:
-    return cluster_metrics.kube_state_metrics(cluster, START + at)
+from tests.unit.test_simulator_cluster import START, Platform, samples, value
 
 
 @pytest.mark.parametrize("view", ["cadvisor", "kube_state_metrics", "cert_manager"])

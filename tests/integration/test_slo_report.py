@@ -2,7 +2,6 @@
 slow requests, a queue backlog, dead letters and fired alerts (promtool tsdb create-blocks-from
 openmetrics), then the report's numbers checked against what was put in."""
 
-import json
 import re
 from datetime import UTC, datetime, timedelta
 
@@ -11,81 +10,9 @@ import requests
 
 from tests.conftest import REPO, free_port, medobs
 from tests.slo_support import AVAILABILITY_SPEC, backfilled_prometheus, write_spec
+from tests.unit.test_slo_report import INCIDENT, prometheus, report  # noqa: F401 (prometheus is a fixture)
 
-START = datetime(2024, 1, 31, 23, 0, tzinfo=UTC)
-END = datetime(2024, 3, 1, 1, 0, tzinfo=UTC)
-STEP = timedelta(minutes=5)
-INCIDENT = (datetime(2024, 2, 10, 12, 0, tzinfo=UTC), datetime(2024, 2, 10, 14, 0, tzinfo=UTC))
-BACKLOG = (datetime(2024, 2, 20, 8, 0, tzinfo=UTC), datetime(2024, 2, 20, 11, 0, tzinfo=UTC))
 FEBRUARY_STEPS = 29 * 24 * 12  # 5-minute steps in February 2024
-
-GATEWAY = 'job="api-gateway", method="GET", uri="/api/v1/studies"'
-QUEUE = 'vhost="/", queue="medical_data", role="work"'
-DLQ = 'vhost="/", queue="medical_data.dlq", role="dlq"'
-PAGE = ('ALERTS{alertname="ApiGatewayAvailabilityBudgetBurn", alertstate="firing", long_window="1h", '
-        'service="api-gateway", severity="critical", short_window="5m", slo="availability", team="platform"}')
-TICKET = PAGE.replace('long_window="1h"', 'long_window="1d"').replace('short_window="5m"', 'short_window="2h"').replace(
-    "critical", "warning")
-PENDING = 'ALERTS{alertname="Other", alertstate="pending", service="api-gateway", slo="availability"}'
-
-
-def moments():
-    moment = START
-    while moment <= END:
-        yield moment
-        moment += STEP
-
-
-def during(moment, span):
-    return span[0] < moment <= span[1]
-
-
-def openmetrics() -> str:
-    """5-minute samples: 3,000 gateway requests each (150 of them 5xx during the 2-hour incident,
-    15 of the good ones slower than 1 s), 100 studies published, 0.2 of them dead-lettered, the
-    oldest message 30 s old except during the 3-hour backlog (600 s)."""
-    series: dict[str, list[tuple[float, float]]] = {}
-
-    def add(name, value, moment):
-        series.setdefault(name, []).append((value, moment.timestamp()))
-
-    totals: dict[str, float] = {}
-    for moment in moments():
-        bad = 150 if during(moment, INCIDENT) else 0
-        steps = {
-            f'http_server_requests_seconds_count{{{GATEWAY}, status="200", outcome="SUCCESS"}}': 3000 - bad,
-            f'http_server_requests_seconds_bucket{{{GATEWAY}, status="200", outcome="SUCCESS", le="1.0"}}': 3000 - bad - 15,
-            f'http_server_requests_seconds_bucket{{{GATEWAY}, status="200", outcome="SUCCESS", le="+Inf"}}': 3000 - bad,
-            f'http_server_requests_seconds_count{{{GATEWAY}, status="500", outcome="SERVER_ERROR"}}': bad,
-            f"medobs_queue_published_messages_total{{{QUEUE}}}": 100,
-            f"medobs_queue_published_messages_total{{{DLQ}}}": 0.2,
-        }
-        for name, increment in steps.items():
-            totals[name] = totals.get(name, 0) + (increment if moment > START else 0)
-            add(name, totals[name], moment)
-        add(f"medobs_queue_messages{{{QUEUE}}}", 3, moment)
-        add(f"medobs_queue_oldest_message_age_seconds{{{QUEUE}}}", 600 if BACKLOG[0] <= moment < BACKLOG[1] else 30, moment)
-        if INCIDENT[0] + timedelta(minutes=5) <= moment <= INCIDENT[0] + timedelta(minutes=40):
-            add(PAGE, 1, moment)
-        if INCIDENT[0] + timedelta(minutes=30) <= moment <= INCIDENT[0] + timedelta(minutes=150):
-            add(TICKET, 1, moment)
-        if INCIDENT[0] <= moment <= INCIDENT[0] + timedelta(minutes=5):
-            add(PENDING, 1, moment)
-    # OpenMetrics writes label sets without spaces.
-    lines = [f"{name.replace(', ', ',')} {value!r} {int(stamp)}" for name, samples in series.items() for value, stamp in samples]
-    return "\n".join(lines) + "\n# EOF\n"
-
-
-@pytest.fixture(scope="module")
-def prometheus(tmp_path_factory):
-    with backfilled_prometheus(tmp_path_factory.mktemp("report-prometheus"), openmetrics()) as url:
-        yield url
-
-
-def report(prometheus, *args, fmt="json"):
-    result = medobs("slo", "report", "--prometheus", prometheus, "--format", fmt, *args, timeout=300)
-    assert result.returncode == 0, result.stderr
-    return json.loads(result.stdout) if fmt == "json" else result.stdout
 
 
 @pytest.fixture(scope="module")

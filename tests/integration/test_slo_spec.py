@@ -5,18 +5,7 @@ import pytest
 
 from tests.conftest import medobs
 from tests.slo_support import assert_one_line_error, write_spec
-
-
-BASE = """version: prometheus/v1
-service: shop
-slos:
-  - name: availability
-    objective: 99.9
-    sli:
-      events:
-        error_query: sum(rate(http_requests_total{code=~"5.."}[{{.window}}]))
-        total_query: sum(rate(http_requests_total[{{.window}}]))
-"""
+from tests.unit.test_slo_spec import BASE
 
 LATENCY = """version: prometheus/v1
 service: gateway
