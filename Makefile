@@ -21,13 +21,17 @@ venv: $(VENV)/.installed
 
 build: venv
 	$(MEDOBS) build
+	$(MEDOBS) mixin
 
 check-build: venv
 	$(MEDOBS) build --check
+	$(MEDOBS) mixin --check
 
-# The reference pages (CLI, metric catalog, alerts) generated from the code; a test fails when stale.
+# The reference pages (CLI, metric catalog, alerts), the site file's JSON Schema and key table, generated
+# from the code; a test fails when any is stale.
 docs: venv
 	$(PY) -m medobs.reference docs/reference
+	$(PY) -m medobs.core.site docs/site-config.md
 
 # Build, lint and publish the Grafana dashboards to $$GRAFANA_URL with $$GRAFANA_TOKEN
 # (pass flags with DASHBOARDS_FLAGS="--dry-run" or "--prune").

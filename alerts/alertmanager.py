@@ -1,20 +1,28 @@
 """Alertmanager configuration: where each severity goes, grouping and inhibitions.
 
 - ``severity="critical"`` pages (PagerDuty), ``severity="warning"`` opens a ticket (a webhook
-  into the ticket system), ``severity="info"`` goes nowhere, and ``Watchdog`` goes to the
-  heartbeat receiver every minute (a dead man's switch: silence there means alerting is broken).
-  An alert without a known severity opens a ticket, so that it is seen and fixed.
+  into the ticket system), ``severity="info"`` and ``severity="none"`` go nowhere, and
+  ``MedobsHeartbeat`` goes to the heartbeat receiver every minute (a dead man's switch: silence
+  there means alerting is broken). An alert without a known severity opens a ticket, so that it
+  is seen and fixed.
 - Notifications are grouped by alert name and ``service``.
-- Inhibitions: a critical alert silences the warnings of the same ``service``; a target that
-  Prometheus cannot scrape (``TargetDown``) silences every other alert from that target
-  (same ``job`` and ``instance``); and a cause silences its own symptoms (TF Serving down
-  silences the model and probe alerts, a model not AVAILABLE silences its probe alert).
+- Inhibitions: a critical alert silences the warnings of the same ``namespace`` and ``service``;
+  a target that Prometheus cannot scrape (``MedobsTargetDown``) silences every other alert from
+  that target (same ``job`` and ``instance``); and a cause silences its own symptoms (TF Serving
+  down silences the model and probe alerts, a model not AVAILABLE silences its probe alert).
+  Each source matcher names our alerts only (a ``service`` label, or our alert names), so that
+  kube-prometheus-stack's alerts, which carry no ``service``, are never silenced by these rules;
+  and ours carry ``namespace`` and ``alertname``, so kube-prometheus-stack's own inhibitions
+  (``equal: [namespace, alertname]``, the InfoInhibitor by ``namespace``) apply to them as to
+  any workload's.
 
 Two files share one routing tree:
 
-- ``alertmanager.yml`` (Kubernetes, docker-compose): real receivers whose secrets are read from
-  files under :data:`SECRETS_DIR` (prometheus-operator mounts the Secret named in the
-  Alertmanager's ``spec.secrets`` there); the configuration itself holds no secret.
+- ``alertmanager.yml`` (docker-compose, a plain Alertmanager): the site's receivers, whose
+  secrets are read from files under ``/etc/alertmanager/secrets/<Secret>/<key>`` (where
+  prometheus-operator mounts the Secrets named in the Alertmanager's ``spec.secrets``); the
+  configuration itself holds no secret. In Kubernetes the same routes, inhibitions and receivers
+  become an AlertmanagerConfig (:mod:`medobs.deploy`), the files becoming Secret references.
 - ``alertmanager-native.yml`` (the local stack): every receiver is a loopback webhook,
   ``http://127.0.0.1:9095/<receiver>``, where a test or a developer listens.
 """
@@ -24,29 +32,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from alerts.platform import HEARTBEAT as HEARTBEAT_ALERT
+from alerts.platform import TARGET_DOWN
+from medobs.core import site
 from medobs.core.output import to_yaml
 
 PAGING, TICKET, HEARTBEAT, NULL = "paging", "ticket", "heartbeat", "null"
 #: The receiver of each severity.
-SEVERITY_RECEIVERS = {"critical": PAGING, "warning": TICKET, "info": NULL}
+SEVERITY_RECEIVERS = {"critical": PAGING, "warning": TICKET, "info": NULL, "none": NULL}
 GROUP_BY = ("alertname", "service")
 
-SECRET_NAME = "alertmanager-receivers"
-SECRETS_DIR = f"/etc/alertmanager/secrets/{SECRET_NAME}"
 #: The loopback port the local stack's receivers post to (moved by the stack's --port-offset).
 LOCAL_WEBHOOK_PORT = 9095
-
-
-@dataclass(frozen=True)
-class Site:
-    """Where the production receivers deliver. URLs are not secret; credentials are files."""
-
-    pagerduty_routing_key_file: str = f"{SECRETS_DIR}/pagerduty-routing-key"
-    pagerduty_url: str = "https://events.pagerduty.com/v2/enqueue"
-    ticket_url: str = "http://jiralert.monitoring.svc:9097/alert"
-    ticket_token_file: str = f"{SECRETS_DIR}/ticket-token"
-    heartbeat_url: str = "https://heartbeat.med-diagnosis.com/api/v1/alertmanager"
-    heartbeat_token_file: str = f"{SECRETS_DIR}/heartbeat-token"
 
 
 @dataclass(frozen=True)
@@ -66,8 +63,10 @@ ROUTE_CASES: tuple[RouteCase, ...] = (
               "warning opens a ticket"),
     RouteCase({"alertname": "SomethingNoteworthy", "severity": "info", "service": "gpu"}, NULL,
               "info is not routed"),
-    RouteCase({"alertname": "Watchdog", "severity": "info", "service": "monitoring"}, HEARTBEAT,
-              "the Watchdog feeds the heartbeat receiver, whatever its severity"),
+    RouteCase({"alertname": HEARTBEAT_ALERT, "severity": "none", "service": "monitoring"}, HEARTBEAT,
+              "the heartbeat feeds the heartbeat receiver"),
+    RouteCase({"alertname": "Watchdog", "severity": "none", "namespace": "monitoring"}, NULL,
+              "kube-prometheus-stack's own Watchdog (severity none) is not ours to forward"),
     RouteCase({"alertname": "AlertWithoutSeverity", "service": "redis"}, TICKET,
               "an alert without a severity opens a ticket, so that it gets one"),
     RouteCase({"alertname": "SloErrorBudgetBurn", "severity": "critical", "service": "api-gateway",
@@ -84,7 +83,7 @@ def route() -> dict[str, Any]:
         "repeat_interval": "4h",
         "routes": [
             {
-                "matchers": ['alertname="Watchdog"'],
+                "matchers": [f'alertname="{HEARTBEAT_ALERT}"'],
                 "receiver": HEARTBEAT,
                 "group_wait": "0s",
                 "group_interval": "1m",
@@ -92,7 +91,7 @@ def route() -> dict[str, Any]:
             },
             {"matchers": ['severity="critical"'], "receiver": PAGING, "repeat_interval": "1h"},
             {"matchers": ['severity="warning"'], "receiver": TICKET, "repeat_interval": "24h"},
-            {"matchers": ['severity="info"'], "receiver": NULL},
+            {"matchers": ['severity=~"info|none"'], "receiver": NULL},
         ],
     }
 
@@ -100,14 +99,14 @@ def route() -> dict[str, Any]:
 def inhibit_rules() -> list[dict[str, Any]]:
     return [
         {
-            "source_matchers": ['severity="critical"'],
+            "source_matchers": ['severity="critical"', 'service=~".+"'],
             "target_matchers": ['severity="warning"'],
-            "equal": ["service"],
+            "equal": ["namespace", "service"],
         },
         {
             # No target matchers: everything from the target. An alert that matches both sides
-            # is never inhibited by an equal one, so TargetDown does not silence itself.
-            "source_matchers": ['alertname="TargetDown"'],
+            # is never inhibited by an equal one, so MedobsTargetDown does not silence itself.
+            "source_matchers": [f'alertname="{TARGET_DOWN}"'],
             "equal": ["job", "instance"],
         },
         {
@@ -123,16 +122,21 @@ def inhibit_rules() -> list[dict[str, Any]]:
     ]
 
 
-def production_receivers(site: Site = Site()) -> list[dict[str, Any]]:
-    def bearer(token_file: str) -> dict[str, Any]:
-        return {"authorization": {"type": "Bearer", "credentials_file": token_file}}
+def production_receivers() -> list[dict[str, Any]]:
+    """The site's receivers (``receivers`` of the site file): URLs inline, each credential a file
+    where prometheus-operator mounts the Secret key that holds it (the Secrets named in the
+    Alertmanager's ``spec.secrets``)."""
+    receivers = site.current().receivers
+
+    def bearer(secret: site.SecretKey) -> dict[str, Any]:
+        return {"authorization": {"type": "Bearer", "credentials_file": secret.mounted_file}}
 
     return [
         {
             "name": PAGING,
             "pagerduty_configs": [{
-                "routing_key_file": site.pagerduty_routing_key_file,
-                "url": site.pagerduty_url,
+                "routing_key_file": receivers.pagerduty_routing_key.mounted_file,
+                "url": receivers.pagerduty_url,
                 "send_resolved": True,
                 "severity": "critical",
                 "links": [
@@ -144,14 +148,14 @@ def production_receivers(site: Site = Site()) -> list[dict[str, Any]]:
         {
             "name": TICKET,
             "webhook_configs": [{
-                "url": site.ticket_url, "send_resolved": True, "http_config": bearer(site.ticket_token_file),
+                "url": receivers.ticket_url, "send_resolved": True, "http_config": bearer(receivers.ticket_token),
             }],
         },
         {
             "name": HEARTBEAT,
             "webhook_configs": [{
-                "url": site.heartbeat_url, "send_resolved": False,
-                "http_config": bearer(site.heartbeat_token_file),
+                "url": receivers.heartbeat_url, "send_resolved": False,
+                "http_config": bearer(receivers.heartbeat_token),
             }],
         },
         {"name": NULL},

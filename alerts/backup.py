@@ -20,29 +20,43 @@ folder, renamed over the old one, so node_exporter never reads half a file::
 A failed run updates duration, size and exit code and keeps the previous success timestamp
 (absent until a first success), so that PostgresBackupTooOld measures the age of the last
 backup that can actually be restored.
+
+The command runs in its own process group. SIGTERM or SIGINT sent to the wrapper goes to that
+whole group (a pipeline's ``pg_dump`` and ``gzip`` included); whatever is still running
+:data:`KILL_AFTER_SECONDS` later is killed, and the run is recorded as failed with exit code
+128 + the signal's number, which is also the wrapper's exit status.
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
 import re
+import signal
 import subprocess
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from prometheus_client import CollectorRegistry, write_to_textfile
+from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.parser import text_string_to_metric_families
 
 from medobs import UserError
 from medobs.core.catalog import platform
+from medobs.core.files import read_text, write_atomic
 
 #: Debian's node_exporter reads its textfile collector from here.
 DEFAULT_TEXTFILE_DIR = Path("/var/lib/prometheus/node-exporter")
 _DATABASE_NAME = re.compile(r"[A-Za-z0-9_.-]+")
 #: Recorded when the command could not be started, or left no artifact while exiting 0.
 NOT_FOUND, NOT_EXECUTABLE, NO_ARTIFACT = 127, 126, 1
+#: Signals the wrapper passes on to the backup command's process group.
+FORWARDED_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+#: How long the command's processes have after a forwarded signal before they are killed.
+KILL_AFTER_SECONDS = 10.0
 
 
 @dataclass(frozen=True)
@@ -72,12 +86,12 @@ def textfile_path(directory: Path, database: str) -> Path:
 def previous_success(path: Path) -> float | None:
     """The success timestamp an earlier run wrote to ``path``, if any (an unreadable file has none)."""
     try:
-        text = path.read_text()
+        text = read_text(path, what="previous textfile")
         for family in text_string_to_metric_families(text):
             for sample in family.samples:
                 if sample.name == platform.BACKUP_LAST_SUCCESS.name:
                     return sample.value
-    except (OSError, ValueError):
+    except (UserError, ValueError):
         pass
     return None
 
@@ -107,7 +121,7 @@ def record(path: Path, run: Run) -> None:
     registry = CollectorRegistry(auto_describe=False)
     registry.register(_RunCollector(run, last_success))
     try:
-        write_to_textfile(str(path), registry)
+        write_atomic(path, generate_latest(registry))
     except OSError as error:
         raise UserError(f"cannot write {path}: {error.strerror}") from None
 
@@ -130,14 +144,52 @@ def run_backup(database: str, command: list[str], artifact: Path | None) -> tupl
     started = time.monotonic()
     problem = ""
     try:
-        exit_code = subprocess.run(command).returncode
+        child = subprocess.Popen(command, process_group=0)
     except FileNotFoundError:
         exit_code, problem = NOT_FOUND, f"{command[0]}: command not found"
     except PermissionError:
         exit_code, problem = NOT_EXECUTABLE, f"{command[0]}: permission denied"
+    else:
+        with _forwarding_signals(child.pid) as received:
+            exit_code = child.wait()
+        if received:  # the run was stopped: a failure, whatever the command made of the signal
+            exit_code = 128 + received[0]
     if exit_code < 0:  # killed by a signal, as a shell reports it
         exit_code = 128 - exit_code
     size = artifact_size(artifact)
     if exit_code == 0 and artifact is not None and size == 0:
         exit_code, problem = NO_ARTIFACT, f"the command exited 0 but left no backup at {artifact}"
     return Run(database, exit_code, time.monotonic() - started, size, time.time()), problem
+
+
+@contextlib.contextmanager
+def _forwarding_signals(group: int) -> Iterator[list[int]]:
+    """While active, :data:`FORWARDED_SIGNALS` go to the process group ``group`` and are listed in
+    the list it gives; :data:`KILL_AFTER_SECONDS` after the first, and on leaving, the group's
+    remaining processes are killed."""
+    received: list[int] = []
+    deadline = threading.Timer(KILL_AFTER_SECONDS, _signal_group, (group, signal.SIGKILL))
+    deadline.daemon = True
+
+    def forward(number: int, _frame: object) -> None:
+        received.append(number)
+        _signal_group(group, number)
+        if len(received) == 1:
+            deadline.start()
+
+    previous = {number: signal.signal(number, forward) for number in FORWARDED_SIGNALS}
+    try:
+        yield received
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+        if received:
+            deadline.cancel()
+            _signal_group(group, signal.SIGKILL)  # what outlived its leader (a pipeline's other end)
+
+
+def _signal_group(group: int, number: int) -> None:
+    try:
+        os.killpg(group, number)
+    except ProcessLookupError:  # every process of the group has ended
+        pass

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from alerts.model import Alert, job, percent, promql, sel, service_down
 from alerts.thresholds import Thresholds
+from medobs.core import site
 from medobs.core.catalog import gateway, kubernetes
 
 SERVICE = "api-gateway"
@@ -22,7 +23,7 @@ def alerts(t: Thresholds) -> list[Alert]:
     return [
         Alert(
             name="ApiGatewayReplicasLow",
-            expr=f"{sel(kubernetes.DEPLOYMENT_READY, namespace=t.platform.namespace, deployment=DEPLOYMENT)}"
+            expr=f"{sel(kubernetes.DEPLOYMENT_READY, namespace=site.current().namespace, deployment=DEPLOYMENT)}"
             f" < {g.min_ready_replicas}",
             for_=g.replicas_for,
             severity="warning",

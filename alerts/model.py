@@ -2,9 +2,12 @@
 prometheus-operator ``PrometheusRule`` objects.
 
 Every alert carries what on-call needs (monitoring-mixins conventions): the labels
-``severity`` (``critical`` pages, ``warning`` opens a ticket, ``info`` is not routed) and
-``service`` (what Alertmanager groups and inhibits by), and the annotations ``summary``,
-``description`` (label values and the current value), ``runbook_url`` and ``dashboard_url``.
+``severity`` (``critical`` pages, ``warning`` opens a ticket, ``info`` is not routed, ``none``
+only for the heartbeat, as in kube-prometheus-stack), ``service`` (what Alertmanager groups and
+inhibits by) and ``namespace`` (the site's: kube-prometheus-stack's inhibitions match on it, and
+prometheus-operator routes an AlertmanagerConfig's alerts by it), and the annotations
+``summary``, ``description`` (label values and the current value), ``runbook_url`` and
+``dashboard_url``.
 """
 
 from __future__ import annotations
@@ -15,12 +18,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from medobs.core import durations, links, scrape_jobs
+from medobs.core import durations, links, scrape_jobs, site
 from medobs.core.catalog import Metric, platform
 
-Severity = Literal["critical", "warning", "info"]
-SEVERITIES: tuple[Severity, ...] = ("critical", "warning", "info")
-REQUIRED_LABELS = ("severity", "service")
+Severity = Literal["critical", "warning", "info", "none"]
+SEVERITIES: tuple[Severity, ...] = ("critical", "warning", "info", "none")
+REQUIRED_LABELS = ("severity", "service", "namespace")
 REQUIRED_ANNOTATIONS = ("summary", "description", "runbook_url", "dashboard_url")
 
 #: The ``service`` label of the alerts about each scrape job's targets.
@@ -28,8 +31,9 @@ JOB_SERVICES = {j.name: j.service for j in scrape_jobs.JOBS}
 
 
 def job(name: str) -> str:
-    """A scrape job's name, checked against :mod:`medobs.deploy.scrape` (KeyError when unknown)."""
-    return scrape_jobs.job(name).name
+    """The ``job`` label of a scrape job's series for the active site (KeyError when unknown):
+    kube-prometheus-stack's job where it scrapes the job's targets (:func:`scrape_jobs.job_label`)."""
+    return scrape_jobs.job_label(name)
 
 
 def sel(metric: Metric | str, *matchers: str, **equal: str) -> str:
@@ -112,7 +116,7 @@ class Alert:
         if self.dashboard not in links.DASHBOARD_UIDS:
             raise ValueError(f"{self.name}: unknown dashboard {self.dashboard!r}")
         if set(self.labels) & set(REQUIRED_LABELS):
-            raise ValueError(f"{self.name}: set severity and service as fields, not in labels")
+            raise ValueError(f"{self.name}: severity, service and namespace are set for every alert, not in labels")
         spoken(self.for_)
 
     @property
@@ -127,10 +131,11 @@ class Alert:
 
     def rule(self) -> dict[str, Any]:
         """The rule as Prometheus reads it."""
+        labels = {"severity": self.severity, "service": self.service, "namespace": site.current().namespace}
         rule: dict[str, Any] = {
             "alert": self.name,
             "expr": self.expr,
-            "labels": {"severity": self.severity, "service": self.service, **self.labels},
+            "labels": {**labels, **self.labels},
             "annotations": self.annotations,
         }
         if self.for_ != "0m":
@@ -147,11 +152,7 @@ def prometheus_rule(domain: str, alerts: list[Alert]) -> dict[str, Any]:
     return {
         "apiVersion": "monitoring.coreos.com/v1",
         "kind": "PrometheusRule",
-        "metadata": {
-            "name": f"medobs-alerts-{domain}",
-            "namespace": scrape_jobs.MONITORING_NAMESPACE,
-            "labels": {"app.kubernetes.io/part-of": "medobs", "role": "alert-rules"},
-        },
+        "metadata": scrape_jobs.kubernetes_metadata(f"medobs-alerts-{domain}", {"role": "alert-rules"}, picked_up=True),
         "spec": {"groups": [rule_group(domain, alerts)]},
     }
 

@@ -1,17 +1,25 @@
 """Platform alerts: scrape targets down or missing, exporters reporting ``up 0``, containers
 restarting, HPAs at their maximum, certificates about to expire, PostgreSQL backups failing or
-older than the RPO, and the always-firing Watchdog (dead man's switch)."""
+older than the RPO, and the always-firing heartbeat (dead man's switch).
+
+Names stay clear of kube-prometheus-stack's default rules (``TargetDown`` and ``Watchdog`` are
+its own): ours are :data:`TARGET_DOWN` and :data:`HEARTBEAT`; the heartbeat has severity ``none``,
+kube-prometheus-stack's convention, so that its InfoInhibitor never silences it."""
 
 from __future__ import annotations
 
 from alerts.model import JOB_SERVICES, Alert, job, promql, sel
 from alerts.thresholds import Thresholds
-from medobs.core import scrape_jobs
+from medobs.core import scrape_jobs, site
 from medobs.core.catalog import Metric, gpu, inference, kubernetes, platform, queue
 
 KUBERNETES_SERVICE = "kubernetes"
 BACKUP_SERVICE = "postgresql-backup"
 MONITORING_SERVICE = "monitoring"
+#: A scrape target Prometheus cannot scrape (kube-prometheus-stack's own is ``TargetDown``).
+TARGET_DOWN = "MedobsTargetDown"
+#: The always-firing dead man's switch (kube-prometheus-stack's own is ``Watchdog``).
+HEARTBEAT = "MedobsHeartbeat"
 #: The package's own exporters: their ``*_up`` metric, scrape job, and the service they watch.
 EXPORTERS: tuple[tuple[Metric, str, str], ...] = (
     (gpu.UP, job("gpu"), "gpu"),
@@ -26,25 +34,25 @@ def alerts(t: Thresholds) -> list[Alert]:
         *exporter_alerts(t),
         *kubernetes_alerts(t),
         *backup_alerts(t),
-        watchdog(),
+        heartbeat(),
     ]
 
 
 def scrape_alerts(t: Thresholds) -> list[Alert]:
-    """A TargetDown and a ScrapeJobMissing rule for every scrape job of :mod:`medobs.deploy.scrape`
+    """A MedobsTargetDown and a ScrapeJobMissing rule for every scrape job of :mod:`medobs.deploy.scrape`
     (the static ``job`` label keeps promtool's lint from seeing two jobs of one service as
     duplicate rules)."""
     p = t.platform
     rules = []
     for name in scrape_jobs.JOB_NAMES:
         rules.append(Alert(
-            name="TargetDown",
-            expr=f"{sel(platform.UP, job=name)} == 0",
+            name=TARGET_DOWN,
+            expr=f"{platform.UP}{{{scrape_jobs.job_matchers(name)}}} == 0",
             for_=p.target_down_for,
             severity="warning",
             service=JOB_SERVICES[name],
             dashboard="system-overview",
-            labels={"job": name},
+            labels={"job": job(name)},
             summary="Prometheus cannot scrape a target.",
             description=(
                 "Prometheus has failed to scrape {{ $labels.job }} target {{ $labels.instance }} "
@@ -55,12 +63,12 @@ def scrape_alerts(t: Thresholds) -> list[Alert]:
     for name in scrape_jobs.JOB_NAMES:
         rules.append(Alert(
             name="ScrapeJobMissing",
-            expr=f"absent({sel(platform.UP, job=name)})",
+            expr=f"absent({platform.UP}{{{scrape_jobs.job_matchers(name)}}})",
             for_=p.job_missing_for,
             severity="warning",
             service=JOB_SERVICES[name],
             dashboard="system-overview",
-            labels={"job": name},
+            labels={"job": job(name)},
             summary="Prometheus has no target at all for a scrape job.",
             description=(
                 "Prometheus has had no {{ $labels.job }} target for @for: service discovery "
@@ -94,7 +102,8 @@ def exporter_alerts(t: Thresholds) -> list[Alert]:
 
 def kubernetes_alerts(t: Thresholds) -> list[Alert]:
     p = t.platform
-    restarts = sel(kubernetes.RESTARTS, namespace=p.namespace)
+    namespace = site.current().namespace  # whose containers, HPAs and certificates are watched
+    restarts = sel(kubernetes.RESTARTS, namespace=namespace)
     return [
         Alert(
             name="ContainerRestarting",
@@ -113,8 +122,8 @@ def kubernetes_alerts(t: Thresholds) -> list[Alert]:
         Alert(
             name="HpaAtMaxReplicas",
             expr=promql(f"""
-                {sel(kubernetes.HPA_CURRENT, namespace=p.namespace)}
-                  >= {sel(kubernetes.HPA_MAX, namespace=p.namespace)}
+                {sel(kubernetes.HPA_CURRENT, namespace=namespace)}
+                  >= {sel(kubernetes.HPA_MAX, namespace=namespace)}
             """),
             for_=p.hpa_for,
             severity="warning",
@@ -129,7 +138,7 @@ def kubernetes_alerts(t: Thresholds) -> list[Alert]:
         Alert(
             name="CertificateExpiringSoon",
             expr=promql(f"""
-                {sel(kubernetes.CERT_EXPIRATION, namespace=p.namespace)} - time()
+                {sel(kubernetes.CERT_EXPIRATION, namespace=namespace)} - time()
                   < {p.certificate_days:g} * 86400
             """),
             for_=p.certificate_for,
@@ -196,11 +205,11 @@ def backup_alerts(t: Thresholds) -> list[Alert]:
     ]
 
 
-def watchdog() -> Alert:
+def heartbeat() -> Alert:
     return Alert(
-        name="Watchdog",
+        name=HEARTBEAT,
         expr="vector(1)",
-        severity="info",
+        severity="none",
         service=MONITORING_SERVICE,
         dashboard="system-overview",
         summary="Always firing: the heartbeat that proves the alerting pipeline works.",

@@ -23,7 +23,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
-from medobs.core import scrape_jobs
 from medobs.core.durations import seconds
 
 #: How long a condition must hold before its alert fires (a Prometheus duration: ``5m``).
@@ -133,8 +132,6 @@ class Platform:
     target_down_for: For = "5m"
     job_missing_for: For = "15m"
     exporter_down_for: For = "5m"
-    #: Namespace whose containers, HPAs and certificates are watched.
-    namespace: str = scrape_jobs.NAMESPACE
     #: At least this many restarts of one container in the window (a crash loop reaches it in
     #: about a minute; its 5-minute back-off keeps it there).
     restarts: int = 3

@@ -20,7 +20,6 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
-from fractions import Fraction
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -58,7 +57,7 @@ def every_test_simulation() -> Callable[[], object]:
 
 def long_simulation(minutes: int) -> Callable[[], object]:
     subject = promtest.tested(all_slos(files.platform_specs())[0])[0]
-    timeline = Timeline((Phase(minutes, Fraction(subject.budget) / 2),))
+    timeline = Timeline((Phase(minutes, float(subject.budget) / 2),))
     return lambda: Simulation(subject, timeline, kind_of(subject)).states
 
 

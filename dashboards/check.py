@@ -2,8 +2,9 @@
 empty ones.
 
 Variables get real values from Prometheus (``label_values(...)`` asked through the label-values
-API, every value selected, as "All" would), built-in ranges get ``--rate-interval`` and the
-checked window. Every query of a panel must return data: each one that does not gets its
+API, every value selected, as "All" would; a variable whose "All" matches series without its
+label, such as ``cluster``, gets that "All" when Prometheus has no values, as Grafana does),
+built-in ranges get ``--rate-interval`` and the checked window. Every query of a panel must return data: each one that does not gets its
 reasons (the metric is absent, a label matcher matches none of its series, with the values that
 do exist, a variable has no values, or the series exist but the expression drops them all or
 returns only NaN, which draws nothing), and one such query makes the panel empty. GPU queries
@@ -102,6 +103,10 @@ def resolve_variables(board: Board, prometheus: Prometheus, window: Window) -> t
             found = _query_values(text, values, prometheus, window)
             if found:
                 values[name] = regex_of(found)
+            elif _all_matches_unlabelled(variable):
+                # Grafana selects "All" when the query finds nothing, and this "All" also matches
+                # series without the label (the cluster variable in a single-cluster Prometheus).
+                values[name] = str(variable["allValue"])
             else:
                 problems[name] = f"variable ${name} has no values: {variables.substitute(text, values)} found none"
         elif kind == "custom":
@@ -109,6 +114,17 @@ def resolve_variables(board: Board, prometheus: Prometheus, window: Window) -> t
         elif kind in ("constant", "textbox"):
             values[name] = text
     return values, problems
+
+
+def _all_matches_unlabelled(variable: dict[str, Any]) -> bool:
+    """Whether the variable's "All" option matches the empty value, i.e. series without its label."""
+    all_value = variable.get("allValue")
+    if not variable.get("includeAll") or not isinstance(all_value, str):
+        return False
+    try:
+        return re.fullmatch(all_value, "") is not None
+    except re.error:
+        return False
 
 
 def _query_values(text: str, values: dict[str, str], prometheus: Prometheus, window: Window) -> list[str]:

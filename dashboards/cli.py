@@ -130,7 +130,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
             "Publish the dashboards to the Grafana at $GRAFANA_URL with the service-account token in $GRAFANA_TOKEN "
             "(or the file named by $GRAFANA_TOKEN_FILE; it is never printed). Creates the folder if missing, saves "
             "each dashboard whose content or folder changed (with a change message) and leaves the others alone, "
-            "retries connection errors and 5xx answers with backoff."
+            "retries connection errors, 5xx and 429 answers with backoff or after their Retry-After (60s of waiting at most)."
         ),
     )
     _dashboards_argument(publisher)
@@ -147,6 +147,6 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     publisher.add_argument(
         "--retries", type=int, default=publish.DEFAULT_RETRIES,
-        help="retries of a request after a connection error or a 5xx, with doubling backoff (default: %(default)s)",
+        help="retries of a request after a connection error, a 5xx or a 429, with doubling backoff (default: %(default)s)",
     )
     publisher.set_defaults(handler=cmd_publish)

@@ -4,7 +4,9 @@ The rules keep dashboard-linter's names. Where this package is stricter: ``$__ra
 is required in ``increase`` as well as ``rate`` / ``irate``; ``namespace`` / ``pod`` and
 ``service`` / ``slo`` count as filter pairs beside ``job`` / ``instance``; counters are known
 from the metric catalog (``pg_stat_database_deadlocks`` is one although it lacks ``_total``);
-every metric must be in the catalog; and a board needs a stable uid and the package's tag.
+every metric must be in the catalog; a board needs a stable uid and the package's tag; and a
+``cluster`` variable (kubernetes-mixin's) whose "All" also matches series without the label, and
+that every selector applies.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from promql_parser import MatchOp, MatrixSelector, VectorSelector
 
 from dashboards import variables
 from dashboards.model import Board, queries, variable_query
-from dashboards.panels import MANAGED_TAG, REFRESH_ON_TIME_RANGE_CHANGE, SCOPES
+from dashboards.panels import CLUSTER_LABEL, IN_CLUSTER, MANAGED_TAG, REFRESH_ON_TIME_RANGE_CHANGE, SCOPES
 from medobs.core import catalog, promql
 
 #: Grafana's unit ids (packages/grafana-data/src/valueFormats/categories.ts), by category.
@@ -127,6 +129,23 @@ def template_filters(board: Board) -> Iterator[Finding]:
                 yield rule, f"{_where(board)}: variable {name!r}: {'; '.join(problems)}"
 
 
+def template_cluster(board: Board) -> Iterator[Finding]:
+    rule = "template-cluster-rule"
+    variable = _variable(board, CLUSTER_LABEL)
+    if variable is None:
+        yield rule, f"{_where(board)} has no variable {CLUSTER_LABEL!r}"
+        return
+    all_value = variable.get("allValue")
+    if variable.get("type") != "query" or not variable.get("includeAll") or not isinstance(all_value, str) \
+            or re.fullmatch(all_value, "") is None:
+        yield rule, (
+            f"{_where(board)}: variable {CLUSTER_LABEL!r} must be a query variable with All, whose allValue "
+            "(.*) also matches series without the label"
+        )
+    if _datasource_uid(variable.get("datasource")) not in _DATASOURCE_REFERENCES:
+        yield rule, f"{_where(board)}: variable {CLUSTER_LABEL!r} does not use $datasource"
+
+
 def template_refresh(board: Board) -> Iterator[Finding]:
     for variable in board.variables:
         if variable.get("type") == "query" and variable.get("refresh") != REFRESH_ON_TIME_RANGE_CHANGE:
@@ -217,14 +236,12 @@ def _is_counter_series(name: str) -> bool:
     return name != entry.name  # _bucket / _sum / _count of a histogram or summary
 
 
-def _filtered_by(selector: VectorSelector, scope_outer: str, scope_inner: str) -> bool:
+def _filtered_by(selector: VectorSelector, *names: str) -> bool:
+    """Whether the selector applies each variable of ``names`` to its label (``name=~"$name"``)."""
     references = {
         (m.name, m.value) for m in selector.matchers.matchers if m.op == MatchOp.Re
     }
-    return all(
-        (name, f"${name}") in references or (name, f"${{{name}}}") in references
-        for name in (scope_outer, scope_inner)
-    )
+    return all((name, f"${name}") in references or (name, f"${{{name}}}") in references for name in names)
 
 
 def target_rules(board: Board) -> Iterator[Finding]:
@@ -238,10 +255,10 @@ def target_rules(board: Board) -> Iterator[Finding]:
             except ValueError as error:
                 yield "target-promql-rule", f"{where}: invalid PromQL {query['expr']!r}: {error}"
                 continue
-            yield from _target_findings(where, tree, scopes)
+            yield from _target_findings(where, tree, scopes, CLUSTER_LABEL in defined)
 
 
-def _target_findings(where: str, tree: Any, scopes: list[Any]) -> Iterator[Finding]:
+def _target_findings(where: str, tree: Any, scopes: list[Any], in_cluster: bool) -> Iterator[Finding]:
     for node, parents in promql.walk(tree):
         if isinstance(node, MatrixSelector) and parents:
             function = getattr(getattr(parents[-1], "func", None), "name", None)
@@ -257,19 +274,22 @@ def _target_findings(where: str, tree: Any, scopes: list[Any]) -> Iterator[Findi
         if not any(_filtered_by(node, s.outer, s.inner) for s in scopes):
             pairs = " or ".join(f'{s.outer}=~"${s.outer}", {s.inner}=~"${s.inner}"' for s in scopes) or "a filter pair"
             yield "target-job-instance-rule", f"{where}: {node} lacks the matchers {pairs}"
+        if in_cluster and not _filtered_by(node, CLUSTER_LABEL):
+            yield "target-cluster-rule", f"{where}: {node} lacks the matcher {IN_CLUSTER}"
 
 
 #: Every rule name a violation can carry.
 RULE_NAMES = (
-    "template-datasource-rule", "template-job-instance-rule", "template-on-time-change-reload-rule",
+    "template-datasource-rule", "template-job-instance-rule", "template-cluster-rule", "template-on-time-change-reload-rule",
     "template-label-promql-rule", "uneditable-dashboard-rule", "dashboard-uid-rule", "dashboard-tags-rule",
     "panel-title-description-rule", "panel-units-rule", "panel-datasource-rule", "panel-no-targets-rule",
     "target-promql-rule", "target-rate-interval-rule", "target-job-instance-rule", "target-counter-agg-rule",
-    "target-metric-catalog-rule",
+    "target-metric-catalog-rule", "target-cluster-rule",
 )
 RULES: tuple[Rule, ...] = (
     template_datasource,
     template_filters,
+    template_cluster,
     template_refresh,
     template_queries,
     uneditable,

@@ -11,6 +11,7 @@ from typing import Any
 
 from dashboards import generate
 from medobs import UserError
+from medobs.core.files import read_text
 
 
 @dataclass(frozen=True)
@@ -78,10 +79,46 @@ def load(paths: Sequence[Path]) -> list[Board]:
     boards = []
     for file in files:
         try:
-            model = json.loads(file.read_text())
+            model = json.loads(read_text(file, what="dashboard"))
         except json.JSONDecodeError as error:
             raise UserError(f"{file}: not valid JSON: {error.msg} at line {error.lineno}") from None
-        if not isinstance(model, dict) or not isinstance(model.get("panels", []), list):
+        except RecursionError:
+            raise UserError(f"{file}: not valid JSON: nested too deeply") from None
+        if not isinstance(model, dict):
             raise UserError(f"{file}: not a Grafana dashboard (a JSON object with a panels list)")
+        misplaced = shape_problem(model, _DASHBOARD)
+        if misplaced:
+            raise UserError(f"{file}: not a Grafana dashboard: {misplaced}")
         boards.append(Board(file, model))
     return boards
+
+
+#: The parts of a dashboard model that lint, check and publish walk, with the JSON type of each:
+#: ``dict`` / ``str`` a value of that type, ``{key: shape}`` an object (other keys are free),
+#: ``[shape]`` a list of them.
+_TARGETS = [dict]
+_FIELD_CONFIG = {"defaults": dict, "overrides": [{"properties": [dict]}]}
+_LEAF_PANEL = {"targets": _TARGETS, "fieldConfig": _FIELD_CONFIG}
+_PANEL = {**_LEAF_PANEL, "panels": [_LEAF_PANEL]}  # a row holds the panels it collapses
+_DASHBOARD = {"panels": [_PANEL], "templating": {"list": [dict]}, "tags": [str]}
+
+
+def shape_problem(value: Any, shape: Any, where: str = "") -> str:
+    """Where ``value`` departs from ``shape`` (see ``_DASHBOARD``), as one phrase; "" if nowhere."""
+    expected = dict if isinstance(shape, dict) else list if isinstance(shape, list) else shape
+    if not isinstance(value, expected):
+        return f"{where or 'the model'} is {_json_type(value)}, not {_json_type(expected())}"
+    if isinstance(shape, dict):
+        found = (shape_problem(value[key], inner, f"{where}.{key}".lstrip("."))
+                 for key, inner in shape.items() if key in value)
+    elif isinstance(shape, list):
+        found = (shape_problem(item, shape[0], f"{where}[{index}]") for index, item in enumerate(value))
+    else:
+        return ""
+    return next((problem for problem in found if problem), "")
+
+
+def _json_type(value: Any) -> str:
+    """How JSON names ``value``'s type, with an article."""
+    names = ((bool, "a boolean"), (dict, "an object"), (list, "a list"), (str, "a string"), ((int, float), "a number"))
+    return next((name for kind, name in names if isinstance(value, kind)), "null")

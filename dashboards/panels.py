@@ -1,10 +1,11 @@
 """Shared building blocks of the dashboards: datasource, variables, selectors, panels, layout.
 
 Every board follows grafana's dashboard-linter conventions (``medobs dashboards lint`` checks
-them): a ``datasource`` variable used by every panel and target, a pair of filter variables
-(``job`` / ``instance``, ``namespace`` / ``pod`` or ``service`` / ``slo``) that every selector
-carries, ``$__rate_interval`` in ``rate`` / ``increase``, a unit and a description on every
-panel, a stable uid from :data:`medobs.core.links.DASHBOARD_UIDS`, tags, and not editable in the UI::
+them): a ``datasource`` variable used by every panel and target (its default the site's
+``grafana.datasource_uid``), a ``cluster`` variable and a pair of filter variables (``job`` /
+``instance``, ``namespace`` / ``pod`` or ``service`` / ``slo``) that every selector carries,
+``$__rate_interval`` in ``rate`` / ``increase``, a unit and a description on every panel, a
+stable uid from :data:`medobs.core.links.DASHBOARD_UIDS`, tags, and not editable in the UI::
 
     requests = JOB_INSTANCE(gateway.HTTP_SERVER_REQUESTS.count)
     timeseries("Request rate", "Requests per second.", REQUESTS_PER_SECOND,
@@ -37,11 +38,10 @@ from grafanalib.core import (
     TimeSeries,
 )
 
-from medobs.core import scrape_jobs
+from medobs.core import scrape_jobs, site
 from medobs.core.links import DASHBOARD_UIDS
 
-#: The provisioned Prometheus datasource's uid (build/grafana/provisioning/datasources/).
-DATASOURCE_UID = "medobs-prometheus"
+#: The name of the provisioned Prometheus datasource (its uid is the site's ``grafana.datasource_uid``).
 DATASOURCE_NAME = "Prometheus"
 #: What every panel and target points at: the ``datasource`` variable.
 DATASOURCE = {"type": "prometheus", "uid": "${datasource}"}
@@ -99,24 +99,35 @@ def matches_variable(name: str) -> str:
     return f'{name}=~"${name}"'
 
 
+#: The label that tells clusters apart (kube-prometheus-stack's and kubernetes-mixin's ``clusterLabel``).
+CLUSTER_LABEL = "cluster"
+#: What "All" of the ``cluster`` variable matches: every cluster, and series without the label.
+ANY_CLUSTER = ".*"
+#: Every selector's cluster filter.
+IN_CLUSTER = matches_variable(CLUSTER_LABEL)
+
+
 @dataclass(frozen=True)
 class Scope:
-    """The two variables that filter every selector of a board (dashboard-linter's job / instance).
+    """The two variables that filter every selector of a board (dashboard-linter's job / instance),
+    within the ``cluster`` variable's cluster.
 
-    ``JOB_INSTANCE("up", 'job="gpu"')`` is ``up{job=~"$job", instance=~"$instance", job="gpu"}``.
+    ``JOB_INSTANCE("up", 'job="gpu"')`` is
+    ``up{cluster=~"$cluster", job=~"$job", instance=~"$instance", job="gpu"}``.
     """
 
     outer: str
     inner: str
 
     def __call__(self, series: str, *matchers: str) -> str:
-        return selector(series, matches_variable(self.outer), matches_variable(self.inner), *matchers)
+        return selector(series, IN_CLUSTER, matches_variable(self.outer), matches_variable(self.inner), *matchers)
 
     def variables(self, series: str, *matchers: str) -> list[Template]:
-        """The two variables, their values read from ``series{matchers}``, the inner one within the outer."""
+        """The two variables, their values read from ``series{matchers}`` in the selected cluster,
+        the inner one within the outer."""
         return [
-            query_variable(self.outer, selector(series, *matchers)),
-            query_variable(self.inner, selector(series, matches_variable(self.outer), *matchers)),
+            query_variable(self.outer, selector(series, IN_CLUSTER, *matchers)),
+            query_variable(self.inner, selector(series, IN_CLUSTER, matches_variable(self.outer), *matchers)),
         ]
 
 
@@ -128,8 +139,9 @@ SCOPES = (JOB_INSTANCE, NAMESPACE_POD, SERVICE_SLO)
 
 
 def jobs_matcher(*job_names: str) -> str:
-    """``job=~"a|b"``: the scrape jobs (medobs/scrape.py) a board's job variable offers."""
-    return f'job=~"{"|".join(sorted(scrape_jobs.job(name).name for name in job_names))}"'
+    """``job=~"a|b"``: the ``job`` labels of the scrape jobs (:mod:`medobs.core.scrape_jobs`) a
+    board's job variable offers, for the active site (kube-prometheus-stack's where it scrapes them)."""
+    return f'job=~"{"|".join(sorted(scrape_jobs.job_label(name) for name in job_names))}"'
 
 
 def quantiles(bucket_selector: str, *by: str) -> list[Target]:
@@ -157,8 +169,21 @@ def share_or_zero(part: str, whole: str) -> str:
 
 
 def datasource_variable() -> Template:
-    """The ``datasource`` variable; :func:`board` makes the provisioned datasource its default."""
+    """The ``datasource`` variable; :func:`board` makes the site's datasource its default."""
     return Template(name="datasource", query="prometheus", type="datasource", label="Data source", regex="", hide=0)
+
+
+def cluster_variable() -> Template:
+    """The ``cluster`` variable, as kubernetes-mixin's boards have it (``label_values(up, cluster)``,
+    refreshed on time-range change), with an "All" option whose value ``.*`` also matches series
+    that carry no ``cluster`` label: a single-cluster Prometheus has no such label, returns no values,
+    and Grafana then selects "All", so ``cluster=~"$cluster"`` keeps every series. Its default is the
+    site's ``cluster`` (:func:`board`), kept when that cluster exists."""
+    return Template(
+        name=CLUSTER_LABEL, query=f"label_values(up, {CLUSTER_LABEL})", dataSource=DATASOURCE,
+        label=CLUSTER_LABEL.title(), includeAll=True, allValue=ANY_CLUSTER,
+        refresh=REFRESH_ON_TIME_RANGE_CHANGE, regex="", sort=1,
+    )
 
 
 def query_variable(name: str, source: str) -> Template:
@@ -307,14 +332,30 @@ def board(
         schemaVersion=SCHEMA_VERSION,
         timezone="browser",
         time=Time(time_from, "now"),
-        templating=Templating(list=[datasource_variable(), *variables]),
+        templating=Templating(list=[datasource_variable(), cluster_variable(), *variables]),
         links=[DashboardLink(asDropdown=True, includeVars=False, keepTime=True, tags=[MANAGED_TAG], title="medobs")],
         panels=_layout(rows),
     ).auto_panel_ids()
     model = json.loads(json.dumps(dashboard.to_json_data(), cls=DashboardEncoder))
+    defaults = {
+        "datasource": {"selected": True, "text": DATASOURCE_NAME, "value": site.current().grafana.datasource_uid},
+        CLUSTER_LABEL: {"selected": True, "text": site.current().cluster, "value": site.current().cluster},
+    }
     for variable in model["templating"]["list"]:
-        if variable["type"] == "datasource":
-            variable["current"] = {"selected": True, "text": DATASOURCE_NAME, "value": DATASOURCE_UID}
+        if variable["name"] in defaults:
+            variable["current"] = defaults[variable["name"]]
         elif variable["current"].get("value") == "$__all":
             variable["current"] = {"selected": True, "text": ["All"], "value": ["$__all"]}
-    return model
+    return _without_nulls(model)
+
+
+def _without_nulls(value: Any) -> Any:
+    """``value`` without the keys grafanalib writes as ``null`` (``datasource: null`` on rows,
+    ``color: null`` ...): Grafana reads an absent key as the same default, but its schema
+    (grafana-foundation-sdk) rejects ``null`` where it expects an object. A threshold step's
+    ``value: null`` (the base step) is meaningful and stays."""
+    if isinstance(value, dict):
+        return {k: _without_nulls(v) for k, v in value.items() if v is not None or k == "value"}
+    if isinstance(value, list):
+        return [_without_nulls(item) for item in value]
+    return value

@@ -1,6 +1,6 @@
-"""Grafana provisioning for the docker-compose stack: the Prometheus datasource (fixed uid, so
-the dashboards' ``datasource`` variable resolves) and a file provider that loads
-build/grafana/dashboards/ into the package's folder, read-only.
+"""Grafana provisioning for the docker-compose stack: the Prometheus datasource (the site's
+``grafana.datasource_uid``, so the dashboards' ``datasource`` variable resolves) and a file
+provider that loads build/grafana/dashboards/ into the site's ``grafana.folder``, read-only.
 
 docker-compose.yml mounts the two provisioning folders and the dashboards at the paths below.
 """
@@ -9,12 +9,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from dashboards.panels import DATASOURCE_NAME, DATASOURCE_UID
-from medobs.core import scrape_jobs
+from dashboards.panels import DATASOURCE_NAME
+from medobs.core import scrape_jobs, site
 
-#: The Grafana folder the dashboards live in (provisioned here, created by ``publish`` elsewhere).
+#: The uid of the Grafana folder the dashboards live in (provisioned here, created by ``publish`` elsewhere).
 FOLDER_UID = "medobs"
-FOLDER_TITLE = "Medical platform (medobs)"
+#: The default site's folder title (``publish`` creates the folder with it); provisioning uses the site's.
+FOLDER_TITLE = site.DEFAULT.grafana.folder
 #: Where docker-compose.yml mounts build/grafana/dashboards/ in the Grafana container.
 CONTAINER_DASHBOARDS_DIR = "/etc/grafana/dashboards/medobs"
 
@@ -29,7 +30,7 @@ def datasources() -> dict[str, Any]:
         "apiVersion": 1,
         "datasources": [{
             "name": DATASOURCE_NAME,
-            "uid": DATASOURCE_UID,
+            "uid": site.current().grafana.datasource_uid,
             "type": "prometheus",
             "access": "proxy",
             "url": prometheus_url(),
@@ -48,7 +49,7 @@ def dashboard_providers() -> dict[str, Any]:
             "name": "medobs",
             "orgId": 1,
             "type": "file",
-            "folder": FOLDER_TITLE,
+            "folder": site.current().grafana.folder,
             "folderUid": FOLDER_UID,
             "disableDeletion": True,
             "allowUiUpdates": False,

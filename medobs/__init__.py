@@ -9,7 +9,10 @@ __version__ = "0.1.0"
 
 
 class UserError(Exception):
-    """A mistake the user can fix: reported as one line, exit status 2, no traceback."""
+    """A mistake the user can fix: reported as one line, exit status ``exit_code`` (2 unless a
+    command documents another), no traceback."""
+
+    exit_code = 2
 
 
 def first_line(error: Exception) -> str:

@@ -10,6 +10,8 @@ import sys
 from typing import NoReturn
 
 from medobs import UserError, __version__
+from medobs.core import site
+from medobs.core import logs
 
 # Each command (a group's subcommands named after it: "exporter gpu"), the module whose
 # ``add_parser`` registers it (a group's returns its subparsers), and the extra it needs beyond
@@ -17,6 +19,7 @@ from medobs import UserError, __version__
 # exporter runs without the stack's, the simulator's or the dashboards' dependencies installed.
 COMMANDS: dict[str, tuple[str, str | None]] = {
     "build": ("medobs.build", "build"),
+    "mixin": ("medobs.mixin", "build"),
     "dashboards": ("dashboards.cli", "build"),
     "stack": ("medobs.stack", "stack"),
     "exporter": ("exporters.cli", None),
@@ -31,8 +34,8 @@ COMMANDS: dict[str, tuple[str, str | None]] = {
 #: The third-party modules the extras bring (import names): one of them missing means an extra
 #: is not installed; any other missing module is a bug and stays a traceback.
 EXTRA_MODULES = frozenset({
-    "attr", "grafanalib", "h2", "pika", "promql_parser", "psutil", "psycopg", "pynvml", "redis",
-    "requests", "urllib3", "yaml",
+    "aiohttp", "attr", "bcrypt", "certifi", "grafanalib", "h2", "pika", "promql_parser", "psutil", "psycopg",
+    "pynvml", "redis", "requests", "yaml",
 })
 
 
@@ -108,11 +111,16 @@ def run(command: str | None, argv: list[str]) -> int:
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    if getattr(args, "log_format", None):  # an exporter's --log.level / --log.format, before it logs
+        logs.configure(args.log_level, args.log_format)
     try:
-        return args.handler(args)
+        # A command that generates output takes a site file (--config, $MEDOBS_CONFIG): active while it runs.
+        chosen_site = site.from_arguments(args.config) if hasattr(args, "config") else site.current()
+        with site.active(chosen_site):
+            return args.handler(args)
     except UserError as error:
         print(f"medobs {args.command}: error: {error}", file=sys.stderr)
-        return 2
+        return error.exit_code
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:

@@ -18,6 +18,7 @@ from pathlib import Path
 from alerts import alerts_by_domain
 from medobs import cli
 from medobs.core import catalog
+from medobs.core.files import write_atomic
 
 #: Where the runbooks lie, relative to docs/reference/.
 RUNBOOKS = "../../alerts/runbooks"
@@ -210,9 +211,10 @@ def alerts_page() -> str:
     """Every alert by domain: name (its runbook's link), severity, ``for`` and summary."""
     lines = _header("Alerts", "`alerts.alerts_by_domain()`")
     lines += [
-        "`critical` pages, `warning` opens a ticket, `info` is not routed. `for` is how long the",
+        "`critical` pages, `warning` opens a ticket, `info` is not routed, `none` is the heartbeat's",
+        "(kube-prometheus-stack's convention; it goes to the heartbeat receiver). `for` is how long the",
         "condition must hold before the alert fires. Alerts defined once per scrape job or per exporter",
-        "(`TargetDown`, `ScrapeJobMissing`, `ExporterCollectionFailing`) are listed once. Routing,",
+        "(`MedobsTargetDown`, `ScrapeJobMissing`, `ExporterCollectionFailing`) are listed once. Routing,",
         "thresholds and conventions: [../alerts.md](../alerts.md).",
         "",
         _row("alert", "domain", "severity", "for", "summary"),
@@ -235,7 +237,7 @@ def main(argv: list[str] | None = None) -> int:
     folder = Path(args[0])
     folder.mkdir(parents=True, exist_ok=True)
     for name, text in pages().items():
-        (folder / name).write_text(text)
+        write_atomic(folder / name, text)
         print(f"wrote {folder / name}")
     return 0
 

@@ -27,6 +27,7 @@ import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from medobs import UserError, first_line
+from medobs.core.files import write_atomic
 
 #: The OS user PostgreSQL runs as when the stack runs as root.
 OS_USER = "postgres"
@@ -157,7 +158,7 @@ class Replica:
             "pg_ident.conf": ident,
         }
         for name, text in files.items():
-            (self.data_dir / name).write_text(text)
+            write_atomic(self.data_dir / name, text, mode=0o600)  # as pg_basebackup leaves them
         if account is not None:
             for folder, _, names in os.walk(self.data_dir):
                 for path in (folder, *(os.path.join(folder, name) for name in names)):

@@ -16,6 +16,7 @@ from pathlib import Path
 from alerts import DOMAINS, alertmanager, alerts_by_domain, checks
 from medobs import UserError
 from medobs import build as medobs_build
+from medobs.core import site
 
 RULES_HELP = """\
 List, check and test the alert rules and the Alertmanager routing.
@@ -38,6 +39,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     commands = rules.add_subparsers(dest="rules_command", required=True, metavar="COMMAND")
     listing = commands.add_parser("list", help="every alert with its domain, severity, for and summary")
     listing.set_defaults(handler=cmd_list)
+    site.add_argument(listing)
     for name, handler, text in (
         ("check", cmd_check, "promtool check rules and amtool check-config on the built files"),
         ("test", cmd_test, "promtool unit tests of every alert and the amtool route cases"),
@@ -48,6 +50,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
             "--build-dir", type=Path,
             help="check an existing build folder instead of a fresh rendering of the definitions",
         )
+        site.add_argument(command)
         command.set_defaults(handler=handler)
 
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -40,6 +41,7 @@ from medobs import UserError, build, port_offset_from_environment, replica
 from medobs.core import scrape_jobs
 from medobs.core.catalog import Metric, gpu, inference, postgres, queue, redis
 from medobs.core.catalog.tfserving import MODEL
+from medobs.core.files import write_atomic
 from medobs.core.prometheus import Prometheus
 from medobs.deploy import scrape
 from medobs.simulator.broker import DEFAULT_AMQP_URL, DEFAULT_MANAGEMENT_URL
@@ -58,6 +60,10 @@ EXTRA_PORTS = {
     "postgres-replica": 9432,
 }
 DEFAULT_POSTGRES_DSN = "postgresql://postgres@127.0.0.1:5432/postgres?sslmode=disable"
+#: The scrape jobs of the package's own exporters: behind TLS and basic auth with ``up --tls``.
+OWN_EXPORTER_JOBS = ("gpu", "rabbitmq", "inference-exporter")
+#: The user Prometheus scrapes them as (its password is made by ``up --tls``, in the state folder).
+SCRAPE_USER = "prometheus"
 #: The exporters' own health gauge, shown beside their target in the health table.
 SELF_HEALTH: dict[str, Metric] = {
     "gpu": gpu.UP, "rabbitmq": queue.UP, "inference-exporter": inference.UP,
@@ -76,6 +82,7 @@ class Stack:
     rabbitmq_vhost: str = "/"
     postgres_database: str = "medical_platform"
     queue_include_vhost: str | None = None  # the queue exporter's --include-vhost (None: every vhost)
+    tls: bool = False  # the package's exporters behind TLS and basic auth (`up --tls`)
 
     def port(self, name: str) -> int:
         """The loopback port of a scrape target (:data:`scrape_jobs.NATIVE_PORTS`) or of :data:`EXTRA_PORTS`."""
@@ -87,7 +94,8 @@ class Stack:
         return {name: self.port(name) for name in scrape_jobs.NATIVE_PORTS}
 
     def url(self, name: str) -> str:
-        return f"http://127.0.0.1:{self.port(name)}"
+        scheme = "https" if self.tls and name in OWN_EXPORTER_JOBS else "http"
+        return f"{scheme}://127.0.0.1:{self.port(name)}"
 
     def address(self, name: str) -> str:
         return f"127.0.0.1:{self.port(name)}"
@@ -102,12 +110,15 @@ class Stack:
             raise UserError(
                 f"{built} is missing: run `medobs build --out {self.build_dir}` first, or leave --build-dir out"
             )
-        if self.port_offset == 0 and self.scrape_interval == scrape_jobs.SCRAPE_INTERVAL:
+        if self.port_offset == 0 and self.scrape_interval == scrape_jobs.SCRAPE_INTERVAL and not self.tls:
             return built
-        config = scrape.prometheus_config("native", self.ports, self.scrape_interval)
+        secured = {"scheme": "https", "tls_config": {"ca_file": str(self.path("tls", "cert.pem"))},
+                   "basic_auth": {"username": SCRAPE_USER, "password_file": str(self.path("tls", "password"))}}
+        config = scrape.prometheus_config("native", self.ports, self.scrape_interval,
+                                          {job: secured for job in OWN_EXPORTER_JOBS} if self.tls else None)
         config["rule_files"] = [str(self.build_dir / "prometheus" / "rules" / "*.yml")]
         target = self.path("prometheus.yml")
-        target.write_text(yaml.safe_dump(config, sort_keys=True))
+        write_atomic(target, yaml.safe_dump(config, sort_keys=True))
         return target
 
     def alertmanager_config(self) -> Path:
@@ -122,7 +133,7 @@ class Stack:
             return built
         target = self.path("alertmanager.yml")
         config = alertmanager.local_config(alertmanager.LOCAL_WEBHOOK_PORT + self.port_offset)
-        target.write_text(yaml.safe_dump(config, sort_keys=True))
+        write_atomic(target, yaml.safe_dump(config, sort_keys=True))
         return target
 
 
@@ -190,8 +201,13 @@ class Program(Component):
         return subprocess.Popen(argv, env={**os.environ, **self.env(stack)}, cwd=stack.state_dir, **popen)
 
     def is_ready(self, stack: Stack) -> bool:
+        url = stack.url(self.ports[0]) + self.ready_path
+        secured = url.startswith("https:")
         try:
-            return requests.get(stack.url(self.ports[0]) + self.ready_path, timeout=2).status_code == 200
+            return requests.get(
+                url, timeout=2, verify=str(stack.path("tls", "cert.pem")) if secured else True,
+                auth=(SCRAPE_USER, stack.path("tls", "password").read_text()) if secured else None,
+            ).status_code == 200
         except requests.RequestException:
             return False
 
@@ -270,20 +286,76 @@ def _medobs(*args: str) -> list[str]:
     return [sys.executable, "-m", "medobs.cli", *args]
 
 
+def _exporter(stack: Stack, name: str, job: str, *args: str) -> list[str]:
+    """``medobs exporter NAME`` on the stack's port of ``job``, behind TLS and basic auth with ``--tls``."""
+    secured = ("--web.config.file", str(stack.path("tls", "web.yml"))) if stack.tls else ()
+    return _medobs("exporter", name, "--web.listen-address", stack.address(job), *secured, *args)
+
+
+def prepare_tls(stack: Stack) -> None:
+    """For ``up --tls``, once: under ``<state>/tls`` (mode 700) a self-signed certificate for
+    127.0.0.1, a random password for Prometheus's scrapes, and the exporters' web config
+    (exporter-toolkit's format) with its bcrypt hash."""
+    folder = stack.path("tls")
+    if (folder / "web.yml").exists():
+        return
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        raise UserError("stack up --tls: `openssl` not found: apt install openssl")
+    import bcrypt
+
+    folder.mkdir(parents=True, exist_ok=True)
+    folder.chmod(0o700)
+    subprocess.run(
+        [openssl, "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+         "-keyout", str(folder / "key.pem"), "-out", str(folder / "cert.pem"), "-days", "825",
+         "-subj", "/CN=medobs local stack", "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost"],
+        check=True, capture_output=True,
+    )
+    password = secrets.token_urlsafe(24)
+    write_atomic(folder / "password", password, mode=0o600)
+    hashed = bcrypt.hashpw(password.encode(), bcrypt.gensalt(10)).decode()
+    web = {"tls_server_config": {"cert_file": "cert.pem", "key_file": "key.pem"}, "basic_auth_users": {SCRAPE_USER: hashed}}
+    write_atomic(folder / "web.yml", yaml.safe_dump(web), mode=0o600)
+
+
 def _management_url() -> str:
     return os.environ.get("MEDOBS_RABBITMQ_URL", DEFAULT_MANAGEMENT_URL)
 
 
 def _queue_exporter_argv(stack: Stack) -> list[str]:
     # Credentials, if not guest, come from RABBITMQ_USER / RABBITMQ_PASSWORD(_FILE) in the environment.
-    argv = _medobs("exporter", "queue", "--listen", stack.address("rabbitmq"), "--rabbitmq-url", _management_url())
+    argv = _exporter(stack, "queue", "rabbitmq", "--rabbitmq-url", _management_url())
     if stack.queue_include_vhost is not None:
         argv += ["--include-vhost", stack.queue_include_vhost]
     return argv
 
 
 def _gpu_exporter_argv(stack: Stack) -> list[str]:
-    return _medobs("exporter", "gpu", "--listen", stack.address("gpu"))
+    # --allow-no-gpu: on a machine without the NVIDIA driver the exporter is healthy with no GPUs
+    return _exporter(stack, "gpu", "gpu", "--allow-no-gpu")
+
+
+def record_backup(stack: Stack) -> str:
+    """A real backup (``pg_dump``) of the primary's database of ``$MEDOBS_POSTGRES_DSN`` into
+    ``<state>/data/backup``, recorded by ``medobs backup-metrics`` for node_exporter: a healthy
+    platform has a recent backup, so the healthy stack has one too (and PostgresBackupMetricsMissing
+    stays quiet). Returns what to print."""
+    pg_dump = shutil.which("pg_dump")
+    if pg_dump is None:
+        return "backup: `pg_dump` not found (apt install postgresql-client): PostgresBackupMetricsMissing will fire"
+    dsn = _postgres_dsn()
+    database = conninfo_to_dict(dsn).get("dbname") or "postgres"
+    artifact = stack.path("data", "backup", f"{database}.dump")
+    artifact.parent.mkdir(parents=True, exist_ok=True)
+    result = subprocess.run(
+        _medobs("backup-metrics", "--database", str(database), "--textfile-dir", str(stack.path("textfile")),
+                "--artifact", str(artifact), "--", pg_dump, "--format=custom", f"--file={artifact}", f"--dbname={dsn}"),
+        capture_output=True, text=True, timeout=300,
+    )
+    if result.returncode != 0:
+        return f"backup: pg_dump of {database} failed (exit {result.returncode}): PostgresBackupFailed will fire"
+    return f"backup: pg_dump of {database} recorded for node_exporter ({artifact})"
 
 
 def _simulator_argv(stack: Stack) -> list[str]:
@@ -304,8 +376,8 @@ def _simulator_argv(stack: Stack) -> list[str]:
 
 def _inference_exporter_argv(stack: Stack) -> list[str]:
     """The inference sidecar beside the simulated TF Serving: its probe, and its proxy in the path."""
-    return _medobs(
-        "exporter", "inference", "--listen", stack.address("inference-exporter"),
+    return _exporter(
+        stack, "inference", "inference-exporter",
         "--tfserving-url", stack.url("ml-inference"), "--model", MODEL,
         "--proxy-listen", stack.address("inference-proxy"),
     )
@@ -418,9 +490,8 @@ def start(stack: Stack, comp: Component) -> tuple[psutil.Process, bool]:
             stack, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         )
     handle = psutil.Process(process.pid)
-    _pid_file(stack, comp).write_text(
-        json.dumps({"pid": process.pid, "create_time": handle.create_time(), "argv": process.args})
-    )
+    write_atomic(_pid_file(stack, comp),
+                 json.dumps({"pid": process.pid, "create_time": handle.create_time(), "argv": process.args}))
     return handle, True
 
 
@@ -555,7 +626,7 @@ def _stack(args: argparse.Namespace) -> Stack:
         state_dir, args.build_dir.resolve() if args.build_dir else state_dir / "build", offset,
         scrape_interval=getattr(args, "scrape_interval", scrape_jobs.SCRAPE_INTERVAL),
         rabbitmq_vhost=args.rabbitmq_vhost, postgres_database=args.postgres_database,
-        queue_include_vhost=args.queue_include_vhost,
+        queue_include_vhost=args.queue_include_vhost, tls=getattr(args, "tls", False),
     )
 
 
@@ -564,6 +635,8 @@ _NAME_WIDTH = max(len(comp.name) for comp in COMPONENTS)
 
 def cmd_up(args: argparse.Namespace) -> int:
     stack = _stack(args)
+    if stack.tls:
+        prepare_tls(stack)
     if args.build_dir is None:
         # the stack's own folder under its state: whatever it holds was rendered by an earlier `up`
         build.write(stack.build_dir, build.generate(), force=True)
@@ -583,6 +656,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         for comp in reversed(started):
             stop(stack, comp)
         raise
+    print(record_backup(stack))
     if args.wait:
         print(f"\nwaiting up to {args.wait:.0f}s for Prometheus to scrape every target ...")
         _print_targets(wait_for_targets(stack, args.wait))
@@ -688,6 +762,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     up.add_argument(
         "--scrape-interval", type=_interval, default=scrape_jobs.SCRAPE_INTERVAL, metavar="DURATION",
         help="Prometheus's scrape and evaluation interval (default: the platform's %(default)s; tests use less)",
+    )
+    up.add_argument(
+        "--tls", action="store_true",
+        help="serve the package's exporters over TLS with basic auth (a self-signed certificate and a random "
+        "password made in <state>/tls) and have Prometheus scrape them so",
     )
     up.set_defaults(handler=cmd_up)
     commands.add_parser("down", help="stop what `up` started").set_defaults(handler=cmd_down)

@@ -6,14 +6,16 @@ import argparse
 import shutil
 import subprocess
 import sys
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 
 from medobs import UserError
-from medobs.core import scrape_jobs
+from medobs.core import durations, scrape_jobs, site
+from medobs.core.files import write_atomic
 from medobs.core.owned import OwnedFolder
 from medobs.core.prometheus import Prometheus
-from slo import explain, files, openslo, render, report, spec, windows
+from slo import explain, files, lint, openslo, render, report, spec, windows
 
 
 def _command(commands: argparse._SubParsersAction, name: str, summary: str, description: str, example: str,
@@ -26,12 +28,14 @@ def _command(commands: argparse._SubParsersAction, name: str, summary: str, desc
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     group = subparsers.add_parser(
         "slo",
-        help="SLOs: compile specs into rules, alerts and tests; explain alerts; report from Prometheus",
+        help="SLOs: compile specs into rules, alerts and tests; explain alerts; report from and lint against Prometheus",
         description=(
-            "SLO specs (a superset of Sloth's prometheus/v1 format, see docs/slo.md) compiled into "
+            "SLO specs (a superset of Sloth's prometheus/v1 format, see docs/slo.md; Sloth's Kubernetes "
+            "PrometheusServiceLevel objects and OpenSLO v1 / v1alpha SLOs are read too, see "
+            "docs/slo-formats.md) compiled into "
             "Prometheus recording rules, the SRE Workbook's multi-window multi-burn-rate alerts and "
             "promtool unit tests; explanations of what each alert will do; reports of how each SLO "
-            "did over a period, from Prometheus."
+            "did over a period, from Prometheus; a check that every SLO query selects series (lint)."
         ),
     )
     commands = group.add_subparsers(dest="slo_command", required=True, metavar="COMMAND", parser_class=type(group))
@@ -55,6 +59,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="take over files already at generated paths that this command did not write (overwriting them)",
     )
     build.add_argument("--kubernetes", action="store_true", help="also write PrometheusRule objects under OUT/k8s/")
+    site.add_argument(build)
     build.add_argument(
         "--verify", action="store_true",
         help="then run `promtool check rules` and `promtool test rules` on the output (exit 1 on failure)",
@@ -99,11 +104,26 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     report_parser.add_argument("--out", type=Path, help="write the report to this file (default stdout)")
     report_parser.add_argument("--timeout", type=float, default=60.0, help="seconds per Prometheus query (default 60)")
 
+    lint_parser = _command(
+        commands, "lint", "check on a Prometheus that every SLO query selects series",
+        "For each SLO of the specs, ask Prometheus whether each series selector of its queries selects series "
+        "in the last --lookback. A metric or label no series has, or a total query that selects nothing, is an "
+        "error naming the SLO and the query (exit 1); an error query whose label values select nothing yet is a "
+        "warning (a counter labelled code=\"500\" appears with the first error). All fine: a one-line summary, "
+        "exit 0.",
+        "medobs slo lint --prometheus http://127.0.0.1:9090 slo/specs", run_lint,
+    )
+    lint_parser.add_argument("specs", nargs="+", type=Path, metavar="SPEC", help="spec files or folders")
+    lint_parser.add_argument("--prometheus", required=True, metavar="URL", help="Prometheus base URL")
+    lint_parser.add_argument("--lookback", default="1d", help="how far back a series counts as existing (default 1d)")
+    lint_parser.add_argument("--timeout", type=float, default=30.0, help="seconds per Prometheus request (default 30)")
+
     importer = _command(
-        commands, "import-openslo", "convert OpenSLO v1 SLO / SLI objects into a medobs spec",
+        commands, "import-openslo", "convert OpenSLO v1 / v1alpha SLO objects into a medobs spec",
         "Convert OpenSLO v1 SLO objects (ratioMetric SLIs inline or by indicatorRef, Prometheus sources, "
-        "rolling 7d / 28d / 30d windows, Occurrences budgeting) into a spec for slo/specs/. What cannot be "
-        "converted is refused in one line naming the field.",
+        "rolling 7d / 28d / 30d windows, Occurrences budgeting) and v1alpha ones (objectives with ratioMetrics, "
+        "as Sloth reads them) into a spec for slo/specs/. `slo build` also reads OpenSLO files directly. What "
+        "cannot be converted is refused in one line naming the field.",
         "medobs slo import-openslo openslo.yaml --out slo/specs/my-service.yaml", run_import,
     )
     importer.add_argument("file", type=Path, metavar="FILE", help="OpenSLO YAML file")
@@ -117,8 +137,7 @@ def _load(paths: list[Path]) -> list[spec.Spec]:
 
 def _write_text(path: Path, text: str) -> None:
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text)
+        write_atomic(path, text)
     except OSError as error:
         raise UserError(f"cannot write {path}: {error.strerror or error}") from None
 
@@ -180,6 +199,23 @@ def run_report(args: argparse.Namespace) -> int:
     else:
         sys.stdout.write(text)
     return 0
+
+
+def run_lint(args: argparse.Namespace) -> int:
+    slos = spec.all_slos(_load(args.specs))
+    try:
+        lookback = durations.parse(args.lookback)
+    except ValueError as error:
+        raise UserError(f"--lookback: {error}") from None
+    if lookback <= 0:
+        raise UserError(f"--lookback {args.lookback}: expected a duration above 0")
+    end = time.time()
+    linter = lint.Linter(Prometheus(args.prometheus, args.timeout), end - lookback, end, args.lookback)
+    result = lint.lint(slos, linter)
+    for finding in result.findings:
+        print(finding.line())
+    print(result.summary())
+    return 1 if result.errors else 0
 
 
 def run_import(args: argparse.Namespace) -> int:

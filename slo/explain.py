@@ -61,35 +61,46 @@ class SloReport:
 def analyse(slo: SLO, evaluation_seconds: int) -> SloReport:
     budget = float(slo.budget)
     tiers, warnings, notes = [], [], []
-    for tier_alert in rules.tier_alerts(slo):
-        tier = tier_alert.tier
-        hold = windows.seconds(tier_alert.alert.for_)
-        threshold = tier.factor * budget
-        can_fire = threshold < 1
-        detection = threshold * tier.long_seconds + evaluation_seconds + hold if can_fire else None
-        tiers.append(TierReport(
-            kind=tier.kind,
-            severity=burn_severity(slo, tier_alert),
-            long_window=tier.long,
-            short_window=tier.short,
-            burn_rate=tier.factor,
-            can_fire=can_fire,
-            detection_seconds=detection,
-            budget_spent_outage=detection / (budget * slo.period_seconds) if detection is not None else None,
-            budget_spent_threshold=tier.factor * tier.long_seconds / slo.period_seconds,
-            reset_seconds=tier.short_seconds * (1 - threshold) + evaluation_seconds if can_fire else None,
-        ))
-        if not can_fire:
-            warnings.append(
-                f"{tier.kind} {tier.long}/{tier.short} can never fire: it needs an error ratio above "
-                f"{tier.factor:g} x {budget:.4g} = {threshold:.0%}; raise the objective or disable "
-                f"{tier.kind}_alert"
-            )
-        if hold >= tier.short_seconds:
-            warnings.append(
-                f"{tier.kind} {tier.long}/{tier.short}: for {tier_alert.alert.for_} is not shorter than the "
-                "short window, so the alert may reset before it fires"
-            )
+    for burn in rules.burn_alerts(slo):
+        hold = windows.seconds(burn.alert.for_)
+        for tier in burn.tiers:
+            threshold = tier.factor * budget
+            can_fire = threshold < 1
+            detection = threshold * tier.long_seconds + evaluation_seconds + hold if can_fire else None
+            tiers.append(TierReport(
+                kind=tier.kind,
+                severity=rules.burn_alert_labels(slo, burn)["severity"],
+                long_window=tier.long,
+                short_window=tier.short,
+                burn_rate=tier.factor,
+                can_fire=can_fire,
+                detection_seconds=detection,
+                budget_spent_outage=detection / (budget * slo.period_seconds) if detection is not None else None,
+                budget_spent_threshold=tier.factor * tier.long_seconds / slo.period_seconds,
+                reset_seconds=tier.short_seconds * (1 - threshold) + evaluation_seconds if can_fire else None,
+            ))
+            if not can_fire:
+                warnings.append(
+                    f"{tier.kind} {tier.long}/{tier.short} can never fire: it needs an error ratio above "
+                    f"{tier.factor:g} x {budget:.4g} = {threshold:.0%}; raise the objective or disable "
+                    f"{tier.kind}_alert"
+                )
+            if hold >= tier.short_seconds:
+                warnings.append(
+                    f"{tier.kind} {tier.long}/{tier.short}: for {burn.alert.for_} is not shorter than the "
+                    "short window, so the alert may reset before it fires"
+                )
+    lengthened = [w for w in windows.WORKBOOK_WINDOWS if windows.window(w, rules.scrape_interval(slo)) != w]
+    if lengthened:
+        notes.append(
+            f"windows {', '.join(lengthened)} hold fewer than {windows.MIN_SCRAPES} scrapes of "
+            f"{rules.scrape_interval(slo)}: lengthened to {windows.base_window(rules.scrape_interval(slo))}"
+        )
+    if evaluation_seconds * windows.MIN_SCRAPES > windows.seconds(rules.base_window(slo)):
+        warnings.append(
+            f"an evaluation interval of {windows.humanize(evaluation_seconds)} leaves fewer than "
+            f"{windows.MIN_SCRAPES} evaluations in the {rules.base_window(slo)} window: alerts react late"
+        )
     if not tiers:
         warnings.append("page and ticket alerts are both disabled: the SLO never alerts on its budget")
     if isinstance(slo.sli, EventsSli) and slo.alerting.min_events is not None:
@@ -113,10 +124,6 @@ def analyse(slo: SLO, evaluation_seconds: int) -> SloReport:
         warnings=warnings,
         notes=notes,
     )
-
-
-def burn_severity(slo: SLO, tier_alert: rules.TierAlert) -> str:
-    return rules.burn_alert_labels(slo, tier_alert)["severity"]
 
 
 def _maybe(value: float | None, render) -> str:

@@ -54,19 +54,17 @@ def rule_path(service: str) -> str:
     return f"rules/slo-{service}.yml"
 
 
-def test_path(slo: SLO) -> str:
-    return f"tests/slo-{slo.service}-{slo.name}.yml"
+def test_path(ident: str) -> str:
+    """The test file of the SLO whose id (:func:`slo.rules.slo_ids`) is ``ident``."""
+    return f"tests/slo-{ident}.yml"
 
 
 def prometheus_rule(service: str, slos: list[SLO]) -> dict[str, Any]:
     return {
         "apiVersion": "monitoring.coreos.com/v1",
         "kind": "PrometheusRule",
-        "metadata": {
-            "name": f"slo-{service}",
-            "namespace": scrape_jobs.MONITORING_NAMESPACE,
-            "labels": {"app.kubernetes.io/part-of": "medobs", "app.kubernetes.io/component": "slo"},
-        },
+        "metadata": scrape_jobs.kubernetes_metadata(
+            f"slo-{service}", {"app.kubernetes.io/component": "slo"}, picked_up=True),
         "spec": rules.rule_file(slos),
     }
 
@@ -79,16 +77,16 @@ def slo_files(specs: list[Spec], command: str, *, kubernetes: bool = True) -> di
         rule_file = rules.rule_file(slos)
         files[rule_path(service)] = _yaml(rule_file, source, command)
         order = [group["name"] for group in rule_file["groups"]]
-        for slo in slos:
+        for slo, ident in zip(slos, rules.slo_ids(slos)):
             subject, synthetic = promtest.tested(slo)
             if synthetic:
-                copy = f"tests/rules/slo-{slo.service}-{slo.name}.yml"
-                copied = rules.rule_file([subject])
+                copy = f"tests/rules/slo-{ident}.yml"
+                copied = {"groups": rules.groups(subject, ident)}
                 files[copy] = _yaml(copied, source, command)
-                test = promtest.test_file(subject, copy.removeprefix("tests/"), [g["name"] for g in copied["groups"]])
+                test = promtest.test_file(subject, copy.removeprefix("tests/"), [g["name"] for g in copied["groups"]], ident)
             else:
-                test = promtest.test_file(subject, f"../{rule_path(service)}", order)
-            files[test_path(slo)] = _yaml(test, source, command)
+                test = promtest.test_file(subject, f"../{rule_path(service)}", order, ident)
+            files[test_path(ident)] = _yaml(test, source, command)
         if kubernetes:
             files[f"k8s/slo-{service}.yaml"] = _retitle(
                 to_yaml_documents([prometheus_rule(service, slos)], source=source), source, command

@@ -37,7 +37,7 @@ def _alerts_rows(slo: dict[str, Any]) -> list[list[str]]:
     return [
         [
             alert["alertname"],
-            ", ".join(f"{k}={v}" for k, v in alert["labels"].items() if k in ("severity", "long_window", "short_window")),
+            ", ".join(f"{k}={v}" for k, v in alert["labels"].items() if k in ("severity", "sloth_severity")),
             alert["first_fired"],
             alert["last_fired"],
             windows.humanize(alert["firing_seconds"]),

@@ -22,7 +22,7 @@ from typing import Any
 from medobs import UserError
 from medobs.core.catalog import platform
 from medobs.core.prometheus import Prometheus
-from slo import promql, windows
+from slo import promql, rules, windows
 from slo.spec import SLO
 from slo.templates import EventsSli
 
@@ -240,9 +240,11 @@ def burn_down(budget: float, events: Events, window: Window) -> list[dict[str, A
     return points
 
 
-def fired_alerts(slo: SLO, prometheus: Prometheus, window: Window) -> list[AlertEpisodes]:
+def fired_alerts(slo: SLO, prometheus: Prometheus, window: Window, ident: str | None = None) -> list[AlertEpisodes]:
+    """The SLO's alerts (``ident``: its id among the SLOs of its service) that fired in the window."""
     step = max(1, math.ceil(window.seconds / MAX_RANGE_POINTS))
-    query = f'{platform.ALERTS.name}{{alertstate="firing", service="{slo.service}", slo="{slo.name}"}}'
+    # The SLO's selector holds its id: the same SLO in another environment is not counted.
+    query = f'{platform.ALERTS.name}{{alertstate="firing", {rules.selector(slo, ident)[1:]}'
     found = []
     for series in prometheus.query_range(query, window.start.timestamp(), window.end.timestamp(), step):
         labels = {k: v for k, v in series["metric"].items() if k not in ("__name__", "alertstate")}
@@ -261,7 +263,7 @@ def fired_alerts(slo: SLO, prometheus: Prometheus, window: Window) -> list[Alert
     return sorted(found, key=lambda a: (a.first_fired, a.alertname, sorted(a.labels.items())))
 
 
-def evaluate(slo: SLO, prometheus: Prometheus, window: Window) -> SloResult:
+def evaluate(slo: SLO, prometheus: Prometheus, window: Window, ident: str | None = None) -> SloResult:
     budget = float(slo.budget)
     found = counted_events(slo, prometheus, window) or window_events(slo, prometheus, window)
     ratio = found.bad / found.total if found.total else None
@@ -289,7 +291,7 @@ def evaluate(slo: SLO, prometheus: Prometheus, window: Window) -> SloResult:
             "remaining_ratio": 1 - consumed if consumed is not None else None,
         },
         burn_rate=consumed,
-        alerts=fired_alerts(slo, prometheus, window),
+        alerts=fired_alerts(slo, prometheus, window, ident),
         verdict=_verdict(consumed),
         burn_down=burn_down(budget, found, window) if consumed is not None else [],
     )
@@ -301,7 +303,8 @@ def report(slos: list[SLO], prometheus: Prometheus, *, period: str | None, month
     results = []
     for slo in slos:
         window = month_window(month, end) if month else period_window(period or slo.period, end)
-        results.append(asdict(evaluate(slo, prometheus, window)))
+        ident = rules.slo_id(slo, [other for other in slos if other.service == slo.service])
+        results.append(asdict(evaluate(slo, prometheus, window, ident)))
     last = month_window(month, end).end if month else end
     return {
         "schema": SCHEMA,

@@ -14,7 +14,8 @@ folder_dashboard_search.md) and the save rules of Grafana's dashboard service:
 - ``POST /api/folders``: 409 when the uid or the title exists; ``GET`` / ``DELETE`` by uid: 404
   when missing; ``GET /api/search``: ``type``, ``tag`` (all must match), ``limit``, ``page``.
 
-:meth:`FakeGrafana.fail_next` makes the next requests answer a 5xx, to test retries.
+:meth:`FakeGrafana.fail_next` makes the next requests answer a 5xx (or a 429 with ``Retry-After``,
+as Grafana's rate limiting and a proxy in front of it answer), to test retries.
 """
 
 from __future__ import annotations
@@ -58,7 +59,7 @@ class FakeGrafana:
         self.folders: dict[str, dict[str, Any]] = {}
         self.dashboards: dict[str, Stored] = {}
         self.requests: list[tuple[str, str]] = []
-        self._failures: list[int] = []
+        self._failures: list[tuple[int, dict[str, str], Any]] = []
         self._ids = 0
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
@@ -77,8 +78,13 @@ class FakeGrafana:
         self._server.shutdown()
         self._server.server_close()
 
-    def fail_next(self, count: int, status: int = 503) -> None:
-        self._failures += [status] * count
+    def fail_next(
+        self, count: int, status: int = 503, headers: dict[str, str] | None = None,
+        message: str = "Service Unavailable", body: bytes | None = None,
+    ) -> None:
+        """The next ``count`` requests answer ``status`` with ``headers`` and ``{"message": message}``
+        (or ``body`` as it is: what a proxy in front of Grafana may send)."""
+        self._failures += [(status, headers or {}, {"message": message} if body is None else body)] * count
 
     def writes(self) -> list[tuple[str, str]]:
         return [r for r in self.requests if r[0] != "GET"]
@@ -208,14 +214,14 @@ class FakeGrafana:
         hits.sort(key=lambda h: h["title"].lower())
         return 200, hits[(page - 1) * limit: page * limit]
 
-    def handle(self, method: str, target: str, headers: Any, body: bytes) -> tuple[int, Any]:
+    def handle(self, method: str, target: str, headers: Any, body: bytes) -> tuple[int, Any] | tuple[int, Any, dict]:
         parts = urlsplit(target)
         path, query = parts.path.rstrip("/"), parse_qs(parts.query)
         with self._lock:
             self.requests.append((method, path))
             if self._failures:
-                status = self._failures.pop(0)
-                return status, {"message": "Service Unavailable"}
+                status, extra_headers, payload = self._failures.pop(0)
+                return status, payload, extra_headers
             authorization = headers.get("Authorization", "")
             role = self.tokens.get(authorization.removeprefix("Bearer ")) if authorization.startswith("Bearer ") else None
             if role is None:
@@ -247,9 +253,11 @@ class FakeGrafana:
         class Handler(BaseHTTPRequestHandler):
             def _answer(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
-                status, payload = fake.handle(self.command, self.path, self.headers, self.rfile.read(length))
-                data = json.dumps(payload).encode()
+                status, payload, *extra = fake.handle(self.command, self.path, self.headers, self.rfile.read(length))
+                data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
                 self.send_response(status)
+                for name, value in (extra[0] if extra else {}).items():
+                    self.send_header(name, value)
                 self.send_header("Content-Type", "application/json; charset=UTF-8")
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()

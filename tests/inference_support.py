@@ -134,11 +134,10 @@ def answers_to_expect_continue(url: str, path: str, body: bytes) -> tuple[bytes,
     with socket.create_connection((host, int(port)), timeout=2) as connection:
         connection.sendall(
             f"POST {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n"
-            f"Content-Length: {len(body)}\r\nExpect: 100-continue\r\n\r\n".encode()
+            f"Content-Length: {len(body)}\r\nExpect: 100-continue\r\nConnection: close\r\n\r\n".encode()
         )
         first = connection.recv(1024)
-        connection.sendall(body)
-        connection.shutdown(socket.SHUT_WR)  # no further request: the server closes after answering
+        connection.sendall(body)  # Connection: close, the server closes after answering
         rest = b""
         while chunk := connection.recv(65536):
             rest += chunk

@@ -27,7 +27,7 @@ def add_parser(exporters: argparse._SubParsersAction) -> None:
             "library, no driver, no permission) it keeps serving with medobs_gpu_up 0 and the "
             "reason, and retries initialisation with backoff."
         ),
-        epilog="Example: medobs exporter gpu --listen :9400 --dcgm-compatible",
+        epilog="Example: medobs exporter gpu --web.listen-address :9400 --dcgm-compatible",
     )
     add_server_arguments(parser, DEFAULT_PORT)
     parser.add_argument(
@@ -54,6 +54,12 @@ def add_parser(exporters: argparse._SubParsersAction) -> None:
         "--nvml-retry-max", type=positive_seconds, default=60.0, metavar="SECONDS",
         help="longest wait between NVML initialisation attempts, doubling from 1 s (default: %(default)s)",
     )
+    parser.add_argument(
+        "--allow-no-gpu", action="store_true",
+        help="a machine without the NVIDIA driver (NVML library not found, driver not loaded) is healthy with "
+        "no GPUs: medobs_gpu_up 1 (medobs_gpu_nvml_unavailable still says why); for the local stack and "
+        "mixed node pools, not for GPU nodes, where it would hide a lost driver",
+    )
     parser.set_defaults(handler=run)
 
 
@@ -70,6 +76,7 @@ def options(args: argparse.Namespace) -> GpuOptions:
         retry_first=min(1.0, args.nvml_retry_max),
         retry_max=args.nvml_retry_max,
         ceiling=args.scrape_timeout_ceiling,
+        allow_no_gpu=args.allow_no_gpu,
     )
 
 
@@ -79,8 +86,7 @@ def run(args: argparse.Namespace) -> int:
     from exporters.gpu.collector import GpuExporter
 
     exporter = GpuExporter(pynvml, options(args))
-    exporter.start()
-    try:
-        return serve(exporter, args.listen, extra=[exporter.status])
+    try:  # NVML is started once the web config is read and every address listens
+        return serve(exporter, args, extra=[exporter.status], then=exporter.start)
     finally:
         exporter.stop()

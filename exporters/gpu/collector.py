@@ -25,7 +25,7 @@ from exporters.gpu.podresources import DEFAULT_SOCKET
 from exporters.gpu.session import Inventory, Listener, Session
 from exporters.gpu.xid import XidCounts, XidWatcher
 from medobs.core.catalog import gpu
-from medobs.core.runtime import CollectionError, Deadline, Exporter, gauge
+from medobs.core.runtime import CollectionError, Deadline, Exporter, LinesFamily, gauge
 
 
 @dataclass(frozen=True)
@@ -39,6 +39,12 @@ class GpuOptions:
     retry_first: float = 1.0
     retry_max: float = 60.0
     ceiling: float = 10.0
+    #: A machine without the NVIDIA driver is a node with no GPUs, not a failing collection.
+    allow_no_gpu: bool = False
+
+
+#: What NVML says on a machine without the NVIDIA driver (rather than one whose driver is broken).
+NO_DRIVER = ("library_not_found", "driver_not_loaded")
 
 
 class GpuExporter(Exporter):
@@ -64,6 +70,8 @@ class GpuExporter(Exporter):
         medobs_gpu_up 0.0
         medobs_gpu_nvml_unavailable{reason="library_not_found"} 1.0
         medobs_gpu_scrape_errors_total{kind="library_not_found"} 3.0
+
+    (with ``allow_no_gpu``, a missing library or driver gives ``medobs_gpu_up 1`` and no GPU series).
     """
 
     def __init__(self, nvml: ModuleType, options: GpuOptions):
@@ -94,6 +102,9 @@ class GpuExporter(Exporter):
         return "NVML"
 
     def collect_families(self, deadline: Deadline) -> Iterable[Metric]:
+        down = self.session.unavailable
+        if self.options.allow_no_gpu and down is not None and down[0] in NO_DRIVER:
+            return []  # no GPU to read, nothing failing: up 1 (medobs_gpu_nvml_unavailable says why)
         with self.session.reading() as inventory:
             try:
                 readings = [self.reader.read(device) for device in inventory.devices]
@@ -110,7 +121,7 @@ class GpuExporter(Exporter):
         result += pods.families(pods.attribute(self.pods.allocations(), inventory.devices, mig_parents))
         if self.options.dcgm_compatible:
             result += dcgm_families(readings, self.options.hostname, self.xids)
-        return [family for family in result if family.samples]
+        return [family for family in result if isinstance(family, LinesFamily) or family.samples]  # those have rows
 
     def _rows(self, inventory: Inventory, readings: list[Reading]) -> list[Row]:
         rows: list[Row] = []

@@ -12,12 +12,14 @@ from prometheus_client import CollectorRegistry, disable_created_metrics
 
 from exporters.inference.collector import METRICS_PATH, InferenceExporter
 from exporters.inference.probe import DEFAULT_SHAPE, Probe, image_body, instances_in
-from exporters.inference.proxy import InferenceProxy
+from exporters.inference.proxy import InferenceProxy, Limits
 from exporters.inference.recorder import RequestMetrics
 from medobs import UserError
 from medobs.core import scrape_jobs
 from medobs.core.runtime import (
     add_server_arguments,
+    byte_size,
+    format_size,
     listen_address,
     positive_seconds,
     safe_url,
@@ -116,7 +118,27 @@ def add_parser(exporters: argparse._SubParsersAction) -> None:
     )
     proxy.add_argument(
         "--proxy-timeout", type=positive_seconds, default=30.0, metavar="SECONDS",
-        help="the proxy answers 504 when TF Serving has not answered by then (default: %(default)s)",
+        help="a deadline for each whole exchange, the caller's upload included: 504 when TF Serving has not "
+             "answered by then (408 when the caller's body has not arrived), a reset when the answer has begun "
+             "(default: %(default)s)",
+    )
+    proxy.add_argument(
+        "--proxy-max-body", type=byte_size, default=Limits.max_body, metavar="SIZE",
+        help=f"larger request bodies get 413 (default: {format_size(Limits.max_body)}; bodies stream, this is not held)",
+    )
+    proxy.add_argument(
+        "--proxy-max-header-size", type=byte_size, default=Limits.max_header, metavar="SIZE",
+        help=f"a longer request line or header line gets 431 (default: {format_size(Limits.max_header)})",
+    )
+    proxy.add_argument(
+        "--proxy-idle-timeout", type=positive_seconds, default=Limits.idle_timeout, metavar="SECONDS",
+        help="a caller's connection is closed when its next request (or the rest of its head) has not come "
+             "by then (default: %(default)s)",
+    )
+    proxy.add_argument(
+        "--proxy-max-counted-answer", type=byte_size, default=Limits.counted_answer, metavar="SIZE",
+        help=f"answers up to this size are held and their predictions counted (batch size, images); larger "
+             f"ones stream uncounted (default: {format_size(Limits.counted_answer)})",
     )
     parser.set_defaults(handler=run)
 
@@ -150,14 +172,16 @@ def run(args: argparse.Namespace) -> int:
 
     def start_parts() -> None:
         if args.proxy_listen:
-            proxy = InferenceProxy(args.tfserving_url, args.models, RequestMetrics(own), args.proxy_timeout)
+            limits = Limits(max_body=args.proxy_max_body, max_header=args.proxy_max_header_size,
+                            idle_timeout=args.proxy_idle_timeout, counted_answer=args.proxy_max_counted_answer)
+            proxy = InferenceProxy(args.tfserving_url, args.models, RequestMetrics(own), args.proxy_timeout, limits)
             proxy_servers.append(proxy.start(args.proxy_listen))
             log.info("proxying http://%s:%d to %s", *proxy_servers[0].server_address[:2], safe_url(args.tfserving_url))
         if probe is not None:
             probe.start()
 
     try:
-        return serve(exporter, args.listen, extra=[own], then=start_parts)
+        return serve(exporter, args, extra=[own], then=start_parts)
     finally:
         if probe is not None:
             probe.stop()

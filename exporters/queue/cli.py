@@ -8,7 +8,8 @@ import re
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from exporters.queue.client import HttpClient, TlsOptions
+from exporters.queue import memory
+from exporters.queue.client import DEFAULT_MAX_BYTES, HttpClient, TlsOptions
 from exporters.queue.collector import DEPTH_SOURCES, KEDA_MODES, QueueExporter, Settings
 from exporters.queue.management import MAX_PAGE_SIZE, ManagementApi
 from exporters.queue.plugin import PrometheusPlugin
@@ -17,6 +18,7 @@ from exporters.queue.topology import DEFAULT_DLQ_PATTERNS
 from medobs import UserError
 from medobs.core.runtime import (
     add_server_arguments,
+    byte_size,
     positive_seconds,
     read_secret,
     serve,
@@ -77,6 +79,16 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     broker.add_argument("--insecure-skip-verify", action="store_true", help="do not verify the broker's certificate")
     broker.add_argument("--client-cert", type=Path, metavar="PATH", help="client certificate (PEM) for mutual TLS")
     broker.add_argument("--client-key", type=Path, metavar="PATH", help="its private key (PEM)")
+    broker.add_argument(
+        "--max-response-size", type=byte_size, default=DEFAULT_MAX_BYTES, metavar="SIZE",
+        help="largest answer read from the broker (for example 64MiB; default: 32MiB); a larger one is "
+        "refused as kind=\"too_large\"",
+    )
+    broker.add_argument(
+        "--plugin-credentials", action="store_true",
+        help="send the credentials to the nodes' Prometheus plugin listeners too (never over plain HTTP "
+        "when --rabbitmq-url is HTTPS); by default only the management URL's host gets them",
+    )
     source = parser.add_argument_group("sources and cadences")
     source.add_argument(
         "--depth-source", choices=DEPTH_SOURCES, default="auto",
@@ -148,7 +160,8 @@ def build(args: argparse.Namespace) -> QueueExporter:
         if path is not None and not path.is_file():
             raise UserError(f"{path}: no such file")
     user, password = credentials(args)
-    client = HttpClient(user, password, TlsOptions(args.ca_file, args.insecure_skip_verify, args.client_cert, args.client_key))
+    tls = TlsOptions(args.ca_file, args.insecure_skip_verify, args.client_cert, args.client_key)
+    client = HttpClient(user, password, tls, args.max_response_size)
     settings = Settings(
         depth_source=args.depth_source,
         prometheus_urls=tuple(url.rstrip("/") for url in args.prometheus_url),
@@ -160,8 +173,10 @@ def build(args: argparse.Namespace) -> QueueExporter:
         queue_filter=QueueFilter(args.include_vhost, args.exclude_vhost, args.include_queue, args.exclude_queue),
         ceiling=args.scrape_timeout_ceiling,
     )
-    return QueueExporter(ManagementApi(client, args.rabbitmq_url, args.page_size), PrometheusPlugin(client), settings)
+    plugin = PrometheusPlugin(client, args.plugin_credentials, args.rabbitmq_url)
+    return QueueExporter(ManagementApi(client, args.rabbitmq_url, args.page_size), plugin, settings)
 
 
 def run(args: argparse.Namespace) -> int:
-    return serve(build(args), args.listen)
+    memory.tune()
+    return serve(build(args), args)

@@ -32,15 +32,28 @@ the background on their own cadences, with their ages exported. A sample::
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from prometheus_client.core import Metric
 
+from exporters.queue import memory
 from exporters.queue.counters import MonotonicCounters, Series
-from exporters.queue.management import MANAGEMENT, ManagementApi, Node, listing_depths
-from exporters.queue.model import QUEUE_COUNTERS, Depth, Detail, QueueKey, Reading
+from exporters.queue.management import MANAGEMENT, ManagementApi, Node, parsed
+from exporters.queue.model import (
+    ACKNOWLEDGED,
+    DELIVERED,
+    PUBLISHED,
+    QUEUE_COUNTERS,
+    REDELIVERED,
+    Depth,
+    Detail,
+    QueueKey,
+    Reading,
+)
 from exporters.queue.plugin import PrometheusPlugin
 from exporters.queue.refresh import Refreshing
 from exporters.queue.selection import OTHER, QueueFilter, cap
@@ -69,6 +82,9 @@ _COUNTER_ENTRIES = dict(
     zip(QUEUE_COUNTERS, (catalog.PUBLISHED, catalog.DELIVERED, catalog.ACKNOWLEDGED, catalog.REDELIVERED))
 )
 _QUEUE_LABELS = catalog.MESSAGES_READY.labels
+#: Until the topology and the details are first read, each try is bounded by this many scrape
+#: budgets (``--scrape-timeout-ceiling``), not by their interval.
+FIRST_READ_SCRAPES = 3
 
 
 @dataclass(frozen=True)
@@ -93,18 +109,20 @@ class QueueExporter(Exporter):
         super().__init__((catalog.UP, catalog.SCRAPE_DURATION, catalog.SCRAPE_ERRORS, catalog.LAST_SUCCESS), settings.ceiling)
         self.management, self.plugin, self.settings = management, plugin, settings
         self.patterns = [DlqPattern(glob) for glob in settings.dlq_patterns]
+        background = threading.Lock()
         self.topology: Refreshing[Topology] = Refreshing(
             self._read_topology, settings.topology_interval, max(settings.topology_interval, settings.ceiling),
-            self._topology_read,
+            self._topology_read, background, FIRST_READ_SCRAPES * settings.ceiling,
         )
         self.details: Refreshing[Reading] = Refreshing(
             self._read_details, settings.details_interval, max(settings.details_interval, settings.ceiling),
-            lambda error: self._note("details", error),
+            lambda error: self._note("details", error), background, FIRST_READ_SCRAPES * settings.ceiling,
         )
         self.queue_counters = MonotonicCounters()
         self.dead_letters = MonotonicCounters()
         self._other_totals: dict[Series, float] = {}
-        self._blocks: dict[tuple[tuple[str, ...], tuple[str, ...]], str] = {}
+        self._blocks: dict[tuple, Any] = {}
+        self._dead_letter_family: tuple[Topology, LinesFamily] | None = None
         self._node_up: dict[str, bool] = {}
         self.reads = Failures(log, lambda source: f"{self.describe_backend()}: {source} read")
 
@@ -137,9 +155,11 @@ class QueueExporter(Exporter):
 
     def _read_topology(self, deadline: Deadline) -> Topology:
         api = self.management
-        topology = resolve(
-            api.nodes(deadline), api.queues(deadline), api.policies(deadline), api.exchanges(deadline),
-            api.bindings(deadline), self.patterns,
+        nodes, queues, policies = api.nodes(deadline), api.queues(deadline), api.policies(deadline)
+        exchanges, bindings = api.exchanges(deadline), api.bindings(deadline)
+        topology = parsed(
+            "/api/{queues,policies,exchanges,bindings}", api.base_url,
+            lambda: resolve(nodes, queues, policies, exchanges, bindings, self.patterns),
         )
         topology.fetched_at = time.monotonic()
         return topology
@@ -152,8 +172,15 @@ class QueueExporter(Exporter):
 
     def _read_depths(self, topology: Topology, deadline: Deadline) -> Reading:
         if not self._uses_plugin(topology):
-            return Reading(depths=listing_depths(self.management.queues(deadline)), answered={MANAGEMENT})
-        return self._from_nodes(topology, deadline, self.plugin.read_depths, "plugin", track_nodes=True)
+            reading = self.management.depths(deadline)
+        else:
+            reading = self._from_nodes(topology, deadline, self.plugin.read_depths, "plugin", track_nodes=True)
+        rejected = sorted(reading.rejected)
+        self._note("values", CollectionError(
+            "malformed", f"{len(rejected)} queues left out for impossible numbers (negative or out of range), "
+            f"first {rejected[0][1]!r} in vhost {rejected[0][0]!r}",
+        ) if rejected else None)
+        return reading
 
     def _from_nodes(
         self, topology: Topology, deadline: Deadline, read: Callable[[str, str, Deadline], Reading], source: str,
@@ -177,6 +204,7 @@ class QueueExporter(Exporter):
             if reading is None:
                 continue
             merged.answered |= reading.answered
+            merged.rejected |= reading.rejected
             merged.counters.update(reading.counters)
             for attribute in ("depths", "details"):
                 into, new = getattr(merged, attribute), getattr(reading, attribute)
@@ -195,6 +223,7 @@ class QueueExporter(Exporter):
     # -- one collection --------------------------------------------------------------------
 
     def collect_families(self, deadline: Deadline) -> Iterable[Metric]:
+        memory.trim()  # what the last scrape's exposition freed
         topology = self.topology.get(deadline)
         if topology is None:
             raise self.topology.error or CollectionError(
@@ -225,19 +254,17 @@ class QueueExporter(Exporter):
     def _queue_series(
         self, key: QueueKey, topology: Topology, depth: Depth, detail: Detail | None, now: float, blocks: _Blocks
     ) -> _Series:
-        values = (key[0], key[1], topology.role(key))
-        state = depth.state or (topology.queues[key].state if key in topology.queues else None)
-        state_series = None
-        if state:
-            state_values = (key[0], key[1], state)
-            state_series = (state_values, blocks.get(catalog.STATE.labels, state_values))
-        totals = self.queue_counters.totals
+        info = topology.queues.get(key)
+        values, block, state_series = blocks.queue(key, topology.role(key), depth.state or (info.state if info else None))
+        totals, (vhost, queue) = self.queue_counters.totals, key
         return _Series(
-            values=values, block=blocks.get(_QUEUE_LABELS, values), depth=depth,
-            oldest_age=_oldest_age(depth, detail, now),
-            utilisation=detail.consumer_utilisation if detail is not None else None,
-            counters=tuple(totals.get((name, *key), 0.0) for name in QUEUE_COUNTERS),
-            state=state_series,
+            values, block, depth, _oldest_age(depth, detail, now),
+            detail.consumer_utilisation if detail is not None else None,
+            (  # in QUEUE_COUNTERS order
+                totals.get((PUBLISHED, vhost, queue), 0.0), totals.get((DELIVERED, vhost, queue), 0.0),
+                totals.get((ACKNOWLEDGED, vhost, queue), 0.0), totals.get((REDELIVERED, vhost, queue), 0.0),
+            ),
+            state_series,
         )
 
     def _aggregate_series(
@@ -269,14 +296,25 @@ class QueueExporter(Exporter):
             ))
         return exposed
 
-    def _topology_families(self, topology: Topology) -> list[Metric]:
-        info = gauge(catalog.DEAD_LETTER_INFO)
+    def _dead_letter_info(self, topology: Topology) -> LinesFamily:
+        """``medobs_queue_dead_letter_info``, built once per topology read (it changes only with it)."""
+        cached = self._dead_letter_family
+        if cached is not None and cached[0] is topology:
+            return cached[1]
+        info = LinesFamily(catalog.DEAD_LETTER_INFO)
+        names = catalog.DEAD_LETTER_INFO.labels
         for route in topology.routes:
-            if not self.settings.queue_filter(route.queue):
-                continue
-            for dlq in route.dead_letter_queues or ("",):
-                info.add_metric([*route.queue, route.exchange, dlq, route.resolved_by], 1)
-        families: list[Metric] = [info, gauge(catalog.TOPOLOGY_AGE, value=time.monotonic() - topology.fetched_at)]
+            if self.settings.queue_filter(route.queue):
+                for dlq in route.dead_letter_queues or ("",):
+                    values = (*route.queue, route.exchange, dlq, route.resolved_by)
+                    info.add(values, label_block(names, values), 1.0)
+        self._dead_letter_family = (topology, info)
+        return info
+
+    def _topology_families(self, topology: Topology) -> list[Metric]:
+        families: list[Metric] = [
+            self._dead_letter_info(topology), gauge(catalog.TOPOLOGY_AGE, value=time.monotonic() - topology.fetched_at),
+        ]
         details_age = self.details.age()
         if details_age is not None:
             families.append(gauge(catalog.DETAILS_AGE, value=details_age))
@@ -314,14 +352,31 @@ def _oldest_age(depth: Depth, detail: Detail | None, now: float) -> float | None
 class _Blocks:
     """Label blocks, rendered once and handed from one collection to the next (series mostly stay)."""
 
-    def __init__(self, previous: dict[tuple[tuple[str, ...], tuple[str, ...]], str]):
+    def __init__(self, previous: dict[tuple, Any]):
         self.previous = previous
-        self.used: dict[tuple[tuple[str, ...], tuple[str, ...]], str] = {}
+        self.used: dict[tuple, Any] = {}
 
     def get(self, names: tuple[str, ...], values: tuple[str, ...]) -> str:
         key = (names, values)
         block = self.used[key] = self.previous.get(key) or label_block(names, values)
         return block
+
+    def queue(self, key: QueueKey, role: str, state: str | None) -> tuple[tuple[str, str, str], str, _StateSeries | None]:
+        """A queue's label values and block, and its state series' (one lookup a queue and scrape)."""
+        labels = self.previous.get((key, role, state))
+        if labels is None:
+            values = (key[0], key[1], role)
+            state_series = None
+            if state:
+                state_values = (key[0], key[1], state)
+                state_series = (state_values, label_block(catalog.STATE.labels, state_values))
+            labels = (values, label_block(_QUEUE_LABELS, values), state_series)
+        self.used[(key, role, state)] = labels
+        return labels
+
+
+#: A state series' label values and block.
+_StateSeries = tuple[tuple[str, ...], str]
 
 
 @dataclass(slots=True)
@@ -334,7 +389,7 @@ class _Series:
     oldest_age: float | None
     utilisation: float | None
     counters: tuple[float, ...]  # in QUEUE_COUNTERS order
-    state: tuple[tuple[str, ...], str] | None  # the state series' label values and block (None: unknown)
+    state: _StateSeries | None  # None: unknown
 
 
 def _families(exposed: list[_Series], keda_mode: str, with_counters: bool) -> list[Metric]:

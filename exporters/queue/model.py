@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 #: (vhost, queue name)
@@ -10,6 +11,9 @@ QueueKey = tuple[str, str]
 #: The counters the exporter exposes per queue (keys of :attr:`Reading.counters` series).
 PUBLISHED, DELIVERED, ACKNOWLEDGED, REDELIVERED = "published", "delivered", "acknowledged", "redelivered"
 QUEUE_COUNTERS = (PUBLISHED, DELIVERED, ACKNOWLEDGED, REDELIVERED)
+
+#: The largest count taken as real (2**53: beyond it a float no longer holds every integer).
+MAX_COUNT = float(1 << 53)
 
 #: A raw counter reading: ((counter, *series labels), (node, what)) -> value, where ``what`` says
 #: what else the broker counts it by (a channel, an exchange). Such counters vanish with their
@@ -48,3 +52,28 @@ class Reading:
     details: dict[QueueKey, Detail] = field(default_factory=dict)
     counters: RawCounters = field(default_factory=dict)
     answered: set[str] = field(default_factory=set)
+    #: Queues left out because the source gave them impossible numbers (negative, beyond float range).
+    rejected: set[QueueKey] = field(default_factory=set)
+
+
+def count(value: object) -> int | None:
+    """A message or consumer count as read (None, absent: 0); None when impossible (negative,
+    fractional, not finite, beyond :data:`MAX_COUNT`, not a number)."""
+    if value is None:
+        return 0
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    if isinstance(value, float) and not (math.isfinite(value) and value.is_integer()):
+        return None
+    return int(value) if 0 <= value <= MAX_COUNT else None
+
+
+def measure(value: object) -> float | None:
+    """A finite number as read (a ratio, a timestamp), None when absent or impossible."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    try:
+        number = float(value)
+    except OverflowError:  # an integer beyond the float range
+        return None
+    return number if math.isfinite(number) else None

@@ -8,6 +8,7 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Iterator
+from urllib.parse import urlsplit
 
 from exporters.queue.client import HttpClient
 from exporters.queue.model import (
@@ -17,7 +18,10 @@ from exporters.queue.model import (
     REDELIVERED,
     Depth,
     Detail,
+    MAX_COUNT,
     Reading,
+    count,
+    measure,
 )
 from medobs.core.runtime import CollectionError, Deadline, safe_url
 
@@ -90,57 +94,73 @@ def _unescape(match: re.Match[str]) -> str:
 
 
 class PrometheusPlugin:
-    """Reads one node's plugin at ``base_url`` (``http://rabbit-0:15692``)."""
+    """Reads the nodes' plugins (``http://rabbit-0:15692``), streamed: a block of the answer at a time.
 
-    def __init__(self, client: HttpClient):
+    The credentials go to a node's listener only with ``send_credentials`` (``--plugin-credentials``),
+    and never over plain HTTP when the management API is reached over HTTPS.
+    """
+
+    def __init__(self, client: HttpClient, send_credentials: bool = False, management_url: str = ""):
         self.client = client
+        self.send_credentials = send_credentials
+        self.https_only = urlsplit(management_url).scheme == "https"
 
-    def _text(self, url: str, deadline: Deadline) -> str:
-        text = self.client.get_text(url, deadline)
-        if text and not text.lstrip().startswith(("#", "rabbitmq_")):
-            raise CollectionError("malformed", f"{safe_url(url)}: not a Prometheus exposition")
-        return text
+    def _samples(self, url: str, wanted: frozenset[str], deadline: Deadline) -> Iterator[tuple[str, dict[str, str], float]]:
+        if self.send_credentials and (url.startswith("https:") or not self.https_only):
+            self.client.trust(url)
+        where = safe_url(url)
+        for number, block in enumerate(self.client.text_blocks(url, deadline)):
+            if number == 0 and block and not block.lstrip().startswith(("#", "rabbitmq_")):
+                raise CollectionError("malformed", f"{where}: not a Prometheus exposition")
+            yield from parse(block, wanted, where)
 
     def read_depths(self, node: str, base_url: str, deadline: Deadline) -> Reading:
         """Depths, consumers and raw per-channel counters of the queues on ``node``."""
-        url = base_url + DEPTH_PATH
         reading = Reading(answered={node})
-        depths = reading.depths
-        counters = reading.counters
-        for name, labels, value in parse(self._text(url, deadline), _DEPTH_NAMES, safe_url(url)):
+        depths, counters, rejected = reading.depths, reading.counters, reading.rejected
+        for name, labels, value in self._samples(base_url + DEPTH_PATH, _DEPTH_NAMES, deadline):
+            number = int(value) if 0.0 <= value <= MAX_COUNT and value.is_integer() else None  # count(), for floats
             if name == QUEUE_PUBLISHED:
                 series = (PUBLISHED, labels.get("queue_vhost", ""), labels.get("queue", ""))
                 source = (node, f"{labels.get('channel')} {labels.get('exchange_vhost')} {labels.get('exchange')}")
-                counters[(series, source)] = value
+                if number is None:
+                    rejected.add(series[1:])
+                else:
+                    counters[(series, source)] = float(number)
                 continue
             key = (labels.get("vhost", ""), labels.get("queue", ""))
-            if name in CHANNEL_COUNTERS:
-                counters[((CHANNEL_COUNTERS[name], *key), (node, f"{labels.get('channel')} {name}"))] = value
-                continue
-            depth = depths.get(key)
-            if depth is None:
-                depth = depths[key] = Depth(0, 0)
-            if name == READY:
-                depth.ready = int(value)
-            elif name == UNACKED:
-                depth.unacknowledged = int(value)
+            if number is None:
+                rejected.add(key)
+            elif name in CHANNEL_COUNTERS:
+                counters[((CHANNEL_COUNTERS[name], *key), (node, f"{labels.get('channel')} {name}"))] = float(number)
             else:
-                depth.consumers = int(value)
+                depth = depths.get(key)
+                if depth is None:
+                    depth = depths[key] = Depth(0, 0)
+                if name == READY:
+                    depth.ready = number
+                elif name == UNACKED:
+                    depth.unacknowledged = number
+                else:
+                    depth.consumers = number
+        for key in rejected:
+            depths.pop(key, None)
+        if rejected:
+            reading.counters = {raw: v for raw, v in counters.items() if raw[0][1:] not in rejected}
         return reading
 
     def read_details(self, node: str, base_url: str, deadline: Deadline) -> Reading:
         """Consumer utilisation and head timestamps of the queues on ``node``, and its dead-letter counters."""
-        url = base_url + DETAIL_PATH
         reading = Reading(answered={node})
-        for name, labels, value in parse(self._text(url, deadline), _DETAIL_NAMES, safe_url(url)):
+        for name, labels, value in self._samples(base_url + DETAIL_PATH, _DETAIL_NAMES, deadline):
             detail = reading.details.setdefault((labels.get("vhost", ""), labels.get("queue", "")), Detail())
             if name == UTILISATION:
-                detail.consumer_utilisation = value
+                detail.consumer_utilisation = measure(value)
             else:
-                detail.head_message_timestamp = value
-        url = base_url + GLOBAL_PATH
-        for name, labels, value in parse(self._text(url, deadline), frozenset(DEAD_LETTER_REASONS), safe_url(url)):
-            reason = DEAD_LETTER_REASONS[name]
-            series = (DEAD_LETTERED, labels.get("queue_type", ""), reason, labels.get("dead_letter_strategy", ""))
-            reading.counters[(series, (node, ""))] = value
+                detail.head_message_timestamp = measure(value)
+        for name, labels, value in self._samples(base_url + GLOBAL_PATH, frozenset(DEAD_LETTER_REASONS), deadline):
+            number = count(value)
+            if number is not None:
+                series = (DEAD_LETTERED, labels.get("queue_type", ""), DEAD_LETTER_REASONS[name], labels.get("dead_letter_strategy", ""))
+                reading.counters[(series, (node, ""))] = float(number)
         return reading

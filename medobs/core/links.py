@@ -2,12 +2,11 @@
 
 Alerts carry ``dashboard_url`` and ``runbook_url`` annotations built from these, and the
 dashboards are published with these uids, so a link in a page always opens the right board.
+Grafana's URL and the runbooks' base are the site's (``grafana.url``, ``runbook_base_url``), read
+when a link is made.
 """
 
-#: Base URL of the platform's Grafana (override when generating for another site).
-GRAFANA_URL = "https://grafana.med-diagnosis.com"
-#: Where the runbooks (alerts/runbooks/ of this repository, also shipped in the package) are browsable.
-RUNBOOK_BASE_URL = "https://gitlab.med-diagnosis.com/platform/medobs/-/blob/main/alerts/runbooks"
+from medobs.core import site
 
 #: Stable Grafana uids of the package's dashboards.
 DASHBOARD_UIDS = {
@@ -19,9 +18,19 @@ DASHBOARD_UIDS = {
 }
 
 
+def grafana_url() -> str:
+    """Base URL of the site's Grafana, without a trailing slash."""
+    return site.current().grafana.url.rstrip("/")
+
+
+def runbook_base_url() -> str:
+    """Where the runbooks (alerts/runbooks/, also shipped in the package) are browsable."""
+    return site.current().runbook_base_url.rstrip("/")
+
+
 def dashboard_url(name: str) -> str:
-    return f"{GRAFANA_URL}/d/{DASHBOARD_UIDS[name]}"
+    return f"{grafana_url()}/d/{DASHBOARD_UIDS[name]}"
 
 
 def runbook_url(alert_name: str) -> str:
-    return f"{RUNBOOK_BASE_URL}/{alert_name}.md"
+    return f"{runbook_base_url()}/{alert_name}.md"

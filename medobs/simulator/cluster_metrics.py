@@ -24,7 +24,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 
 from medobs.core.catalog import Metric as CatalogMetric
 from medobs.core.catalog import kubernetes as k8s
-from medobs.deploy.scrape import NAMESPACE
+from medobs.core.scrape_jobs import NAMESPACE
 from medobs.simulator.cluster import Cluster, Container, Pod
 
 #: The disk cAdvisor reports block I/O on, and the pod's network interface.

@@ -258,6 +258,18 @@ def _handler(sim: TFServing) -> type[BaseHTTPRequestHandler]:
             else:
                 self.send_body(404, b"", "text/plain")
 
+        def read_body(self) -> bytes:
+            """Chunked bodies too, as TF Serving reads them (the inference proxy streams a caller's chunked body on)."""
+            if "chunked" not in self.headers.get("Transfer-Encoding", "").lower():
+                return super().read_body()
+            chunks = []
+            while (size := int(self.rfile.readline(1024).split(b";", 1)[0], 16)) > 0:
+                chunks.append(self.rfile.read(size))
+                self.rfile.readline(1024)
+            while self.rfile.readline(1024).strip():  # trailers
+                pass
+            return b"".join(chunks)
+
         def do_POST(self) -> None:  # noqa: N802
             body = self.read_body()
             match = _PATH.fullmatch(self.route)

@@ -1,5 +1,5 @@
 """The local stack runs the alerts for real: Prometheus loads every generated rule file and
-Alertmanager routes what fires (here the Watchdog, to the heartbeat webhook)."""
+Alertmanager routes what fires (here the MedobsHeartbeat, to the heartbeat webhook)."""
 
 import time
 
@@ -33,9 +33,9 @@ def test_stack_loads_every_alert_and_alertmanager_delivers_the_heartbeat(tmp_pat
         # One 15s evaluation, then Alertmanager's 0s group_wait; but when Prometheus evaluates
         # before Alertmanager (started second) is ready, it sends again only a minute later.
         deadline = time.monotonic() + 90
-        while "Watchdog" not in receiver.alertnames("/heartbeat") and time.monotonic() < deadline:
+        while "MedobsHeartbeat" not in receiver.alertnames("/heartbeat") and time.monotonic() < deadline:
             time.sleep(0.5)
-        assert receiver.alertnames("/heartbeat")[:1] == ["Watchdog"], medobs(*args, "logs").stdout
+        assert receiver.alertnames("/heartbeat")[:1] == ["MedobsHeartbeat"], medobs(*args, "logs").stdout
         assert {path for path, _, _ in receiver.received} == {"/heartbeat"}
     finally:
         under_test.down()

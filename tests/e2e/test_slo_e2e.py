@@ -26,8 +26,8 @@ NOMINAL_ERRORS = SHARE * RATE * BURST
 #: How far the errors counted may be from NOMINAL_ERRORS (see the test's docstring): 30 errors.
 NOMINAL_TOLERANCE = 0.05
 BUDGET = 0.001  # api-gateway/availability: 99.9 %
-PAGE = {"alertname": "ApiGatewayAvailabilityBudgetBurn", "severity": "critical", "long_window": "1h",
-        "short_window": "5m", "service": "api-gateway", "slo": "availability"}
+PAGE = {"alertname": "ApiGatewayAvailabilityBudgetBurn", "severity": "critical", "sloth_severity": "page",
+        "service": "api-gateway", "slo": "availability", "sloth_id": "api-gateway-availability"}
 
 
 def gateway_counts(stack: StackUnderTest) -> Counter:

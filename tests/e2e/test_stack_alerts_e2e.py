@@ -40,7 +40,7 @@ from alerts import alertmanager, build, thresholds
 from alerts.alertmanager import HEARTBEAT, NULL, PAGING, TICKET
 from medobs.core.catalog import gpu, platform
 from medobs.core.durations import seconds
-from medobs.deploy.scrape import NAMESPACE
+from medobs.core.scrape_jobs import NAMESPACE
 from medobs.simulator.broker import DEAD_LETTER_QUEUE, QUEUE
 from medobs.simulator.scenarios import SCENARIOS, Knobs
 from medobs.simulator.tfserving import MODEL
@@ -58,7 +58,7 @@ SLACK = 45
 #: and than a fast rule's longest ``for`` plus its longest window plus LAG and group_wait.
 LISTEN = 180
 #: Prometheus's --rules.alert.resend-delay: a freshly started Prometheus evaluates before its
-#: notifier knows the Alertmanager, so what fires at once (the Watchdog) reaches it a resend later.
+#: notifier knows the Alertmanager, so what fires at once (the MedobsHeartbeat) reaches it a resend later.
 RESEND = 60
 #: Longest wait for the stack to be quiet before the first injection: the simulated autoscalers
 #: scale down 5 minutes after the load goes.
@@ -90,10 +90,10 @@ class Expected(Delivery):
 
 
 def healthy(stack: StackUnderTest) -> list[Expected]:
-    """What the healthy local stack fires, all of it true alerts: the Watchdog, and what its
+    """What the healthy local stack fires, all of it true alerts: the MedobsHeartbeat, and what its
     exporters report about this machine."""
     found = [Expected(
-        "Watchdog", HEARTBEAT, {"service": "monitoring"},
+        "MedobsHeartbeat", HEARTBEAT, {"service": "monitoring"},
         "the dead man's switch: always firing, to the heartbeat receiver only (group_wait 0)",
         after="start", bound=LAG + RESEND + SLACK,
     )]
@@ -171,8 +171,8 @@ ALLOWED = (
 
 
 def routed(labels: Mapping[str, str]) -> str:
-    """The receiver the stack's routing gives an alert: the Watchdog's own, else by severity."""
-    return HEARTBEAT if labels["alertname"] == "Watchdog" else alertmanager.SEVERITY_RECEIVERS[labels["severity"]]
+    """The receiver the stack's routing gives an alert: the MedobsHeartbeat's own, else by severity."""
+    return HEARTBEAT if labels["alertname"] == "MedobsHeartbeat" else alertmanager.SEVERITY_RECEIVERS[labels["severity"]]
 
 
 def unexplained(alerts: Iterable[tuple[str, Mapping[str, str]]], explained: list[Delivery]) -> list[Mapping[str, str]]:

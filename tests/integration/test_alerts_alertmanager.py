@@ -13,6 +13,8 @@ import requests
 import yaml
 
 from alerts import alertmanager, all_alerts
+from alerts.platform import HEARTBEAT as HEARTBEAT_ALERT
+from alerts.platform import TARGET_DOWN
 from tests.conftest import free_port, require_binary
 from tests.unit.test_alerts_alertmanager import CONFIGS, WebhookReceiver, receiver  # noqa: F401 (receiver is a fixture)
 
@@ -75,7 +77,7 @@ def test_every_alert_routes_to_the_receiver_of_its_severity():
     config = CONFIGS[0]
     for alert in {(a.name, a.severity, a.service) for a in all_alerts()}:
         name, severity, service = alert
-        expected = alertmanager.HEARTBEAT if name == "Watchdog" else alertmanager.SEVERITY_RECEIVERS[severity]
+        expected = alertmanager.HEARTBEAT if name == HEARTBEAT_ALERT else alertmanager.SEVERITY_RECEIVERS[severity]
         result = amtool("config", "routes", "test", f"--config.file={config}",
                         f"alertname={name}", f"severity={severity}", f"service={service}")
         assert result.stdout.strip() == expected, f"{alert}: {result.stdout}{result.stderr}"
@@ -111,23 +113,31 @@ def alert(alertname: str, **labels: str) -> dict:
     }
 
 
+OURS = {"namespace": "medical-platform"}
+#: kube-prometheus-stack's alerts carry a namespace and no service.
+THEIRS = {"namespace": "kube-system"}
 SENT = [
-    alert("PostgresDown", severity="critical", service="postgresql", job="postgresql", instance="postgres-exporter:9187"),
+    alert("PostgresDown", severity="critical", service="postgresql", job="postgresql", instance="postgres-exporter:9187", **OURS),
     alert("PostgresConnectionsNearMax", severity="warning", service="postgresql", job="postgresql",
-          instance="postgres-exporter:9187", server="postgres-primary:5432"),
-    alert("QueueBacklogNotDraining", severity="warning", service="rabbitmq", queue="medical_data"),
-    alert("TargetDown", severity="warning", service="redis", job="redis", instance="redis-exporter:9121"),
-    alert("RedisMemoryNearMax", severity="warning", service="redis", job="redis", instance="redis-exporter:9121"),
-    alert("TFServingDown", severity="critical", service="ml-inference", job="ml-inference"),
-    alert("ModelNotAvailable", severity="critical", service="ml-inference", model="resnet50_chest_xray"),
-    alert("InferenceProbeFailing", severity="critical", service="ml-inference", model="resnet50_chest_xray"),
-    alert("SomethingNoteworthy", severity="info", service="gpu"),
-    alert("Watchdog", severity="info", service="monitoring"),
+          instance="postgres-exporter:9187", server="postgres-primary:5432", **OURS),
+    alert("QueueBacklogNotDraining", severity="warning", service="rabbitmq", queue="medical_data", **OURS),
+    alert(TARGET_DOWN, severity="warning", service="redis", job="redis", instance="redis-exporter:9121", **OURS),
+    alert("RedisMemoryNearMax", severity="warning", service="redis", job="redis", instance="redis-exporter:9121", **OURS),
+    alert("TFServingDown", severity="critical", service="ml-inference", job="ml-inference", **OURS),
+    alert("ModelNotAvailable", severity="critical", service="ml-inference", model="resnet50_chest_xray", **OURS),
+    alert("InferenceProbeFailing", severity="critical", service="ml-inference", model="resnet50_chest_xray", **OURS),
+    alert("SomethingNoteworthy", severity="info", service="gpu", **OURS),
+    alert(HEARTBEAT_ALERT, severity="none", service="monitoring", **OURS),
+    # kube-prometheus-stack's: a critical of theirs must not silence their warnings through our
+    # rules (no `service` on either side), and their Watchdog is not ours to forward.
+    alert("KubeletDown", severity="critical", job="kubelet", **THEIRS),
+    alert("KubePodNotReady", severity="warning", pod="coredns-5d78c9869d-4xkqp", **THEIRS),
+    alert("Watchdog", severity="none", **THEIRS),
 ]
 EXPECTED = {
-    "/pagerduty": ["PostgresDown", "TFServingDown"],
-    "/ticket": ["QueueBacklogNotDraining", "TargetDown"],
-    "/heartbeat": ["Watchdog"],
+    "/pagerduty": ["KubeletDown", "PostgresDown", "TFServingDown"],
+    "/ticket": ["KubePodNotReady", TARGET_DOWN, "QueueBacklogNotDraining"],
+    "/heartbeat": [HEARTBEAT_ALERT],
 }
 INHIBITED = {"PostgresConnectionsNearMax", "RedisMemoryNearMax", "ModelNotAvailable", "InferenceProbeFailing"}
 

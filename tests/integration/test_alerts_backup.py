@@ -4,13 +4,18 @@ checked with real pg_dump against the local PostgreSQL and with promtool."""
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
+import sys
+import threading
 import time
 import uuid
+from pathlib import Path
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from alerts import backup
 from medobs.core.catalog import platform
 from tests.conftest import REPO, medobs, require_binary
 
@@ -100,6 +105,64 @@ def test_a_killed_backup_records_the_shells_status(tmp_path):
                     "--", "sh", "-c", "kill -TERM $$")
     assert result.returncode == 143
     assert samples(tmp_path / "medobs_backup_medical_db.prom")[platform.BACKUP_EXIT_CODE.name] == 143
+
+
+def alive(pid: int) -> bool:
+    """Whether ``pid`` is a process that has not ended (a zombie counts as ended)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT])
+def test_a_stopped_wrapper_stops_its_whole_command_and_records_a_failed_run(tmp_path, stop):
+    args = ["backup-metrics", "--database", "medical_db", "--textfile-dir", str(tmp_path)]
+    medobs(*args, "--", "true", check=True)
+    textfile = tmp_path / "medobs_backup_medical_db.prom"
+    last_success = samples(textfile)[platform.BACKUP_LAST_SUCCESS.name]
+    pids = tmp_path / "pids"
+    # A pipeline, as the documented wrapper line runs: the shell and both ends must go.
+    script = f"sleep 300 | (echo $BASHPID >> {pids}; sleep 300) & echo $! >> {pids}; echo $$ >> {pids}; wait"
+    wrapper = subprocess.Popen([sys.executable, "-m", "medobs.cli", *args, "--", "bash", "-c", script],
+                               cwd=REPO, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 20
+    while (len(pids.read_text().split()) if pids.exists() else 0) < 3:
+        assert time.monotonic() < deadline and wrapper.poll() is None, "the command did not start"
+        time.sleep(0.05)
+    command_pids = [int(pid) for pid in pids.read_text().split()]
+    assert all(alive(pid) for pid in command_pids)
+    wrapper.send_signal(stop)
+    _, stderr = wrapper.communicate(timeout=20)
+    assert wrapper.returncode == 128 + stop, stderr
+    assert f"failed (exit code {128 + stop})" in stderr and "Traceback" not in stderr
+    got = samples(textfile)
+    assert got[platform.BACKUP_EXIT_CODE.name] == 128 + stop
+    assert got[platform.BACKUP_LAST_SUCCESS.name] == last_success  # a stopped run is no success
+    assert not [pid for pid in command_pids if alive(pid)], "a process of the backup command outlived the wrapper"
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([textfile.name, pids.name])
+
+
+def test_a_command_ignoring_sigterm_is_killed_after_the_grace_period(tmp_path, monkeypatch):
+    monkeypatch.setattr(backup, "KILL_AFTER_SECONDS", 0.5)
+    started = tmp_path / "started"
+    pids = tmp_path / "pids"
+
+    def stop_the_wrapper_once_the_command_runs() -> None:  # as `systemctl stop` would
+        while not started.exists():
+            time.sleep(0.01)
+        time.sleep(0.2)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    stopper = threading.Thread(target=stop_the_wrapper_once_the_command_runs)
+    stopper.start()
+    script = f"trap '' TERM; sleep 60 & echo $! > {pids}; touch {started}; wait"
+    began = time.monotonic()
+    run, problem = backup.run_backup("medical_db", ["bash", "-c", script], None)
+    stopper.join()
+    assert run.exit_code == 128 + signal.SIGTERM and problem == ""
+    assert time.monotonic() - began < 10  # not the 60 s the command wanted
+    assert not alive(int(pids.read_text()))
 
 
 def test_record_mode_reports_a_run_the_script_finished(tmp_path):

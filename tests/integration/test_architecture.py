@@ -34,6 +34,7 @@ PARTS: dict[str, tuple[str, tuple[str, ...]]] = {
     "deploy": ("capability", ("medobs.deploy",)),
     "cli": ("assembly", ("medobs.cli",)),
     "build": ("assembly", ("medobs.build",)),
+    "mixin": ("assembly", ("medobs.mixin",)),
     "rules": ("assembly", ("medobs.rules",)),
     "stack": ("assembly", ("medobs.stack",)),
     "replica": ("assembly", ("medobs.replica",)),

@@ -52,3 +52,19 @@ def test_generated_bytes_do_not_depend_on_the_yaml_emitter(monkeypatch):
     fast = build.generate()
     monkeypatch.setattr(output, "_Dumper", output.PYTHON_DUMPER)
     assert build.generate() == fast
+
+
+def test_a_site_file_reaches_the_rules_and_a_bad_one_writes_nothing(tmp_path):
+    """The runbook base and the Grafana URL of the site are in every alert of the rule files; a
+    site file with a mistake is one line on stderr, exit 1, and no output folder."""
+    config = tmp_path / "site.yaml"
+    config.write_text("runbook_base_url: https://wiki.example.org/rb\ngrafana: {url: https://g.example.org}\n")
+    medobs("build", "--config", str(config), "--out", str(tmp_path / "out"), check=True)
+    rules = "".join(p.read_text() for p in (tmp_path / "out" / "prometheus" / "rules").glob("alerts-*.yml"))
+    assert "runbook_url: https://wiki.example.org/rb/" in rules and "dashboard_url: https://g.example.org/d/" in rules
+    assert "gitlab.med-diagnosis.com" not in rules and "grafana.med-diagnosis.com" not in rules
+    config.write_text("grafana: {url: [not, a, string]}\n")
+    failed = medobs("build", "--config", str(config), "--out", str(tmp_path / "again"))
+    assert failed.returncode == 1 and failed.stdout == ""
+    assert failed.stderr == f"medobs build: error: {config}: grafana.url: expected a string, got list ['not', 'a', 'string']\n"
+    assert not (tmp_path / "again").exists()

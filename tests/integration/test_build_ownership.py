@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from medobs import build, cli
-from medobs.core import owned
+from medobs.core import files as file_io, owned
 from tests.conftest import DATA, medobs
 
 MANIFEST = ".medobs-build.json"
@@ -54,6 +54,7 @@ def manifest(root: Path) -> dict:
 def use_generators(monkeypatch: pytest.MonkeyPatch, *generated: dict[str, str]) -> None:
     """``medobs build`` generates exactly the given files (a definition change, in process)."""
     monkeypatch.setattr(build, "generators", lambda: [lambda files=files: dict(files) for files in generated])
+    monkeypatch.setattr(build.k8s, "assembled_files", lambda files, dashboards_dir: {})  # made from the others
 
 
 def run_build(*args: str) -> int:
@@ -214,18 +215,20 @@ def test_a_crash_mid_write_leaves_whole_files_and_a_rerun_converges(tmp_path, mo
 
     # Every file changes; the process dies after two files have been replaced.
     second = {path: text + "# second\n" for path, text in FIRST.items()}
-    real_replace, replaced = owned.os.replace, []
+    real_replace, replaced = file_io.os.replace, []
 
     def dying_replace(source, target):
+        if Path(target) == build.folder(out).pending_path:  # the run's record, written first
+            return real_replace(source, target)
         if len(replaced) == 2:
             raise KeyboardInterrupt  # what a signal looks like to the writer
         replaced.append(target)
         real_replace(source, target)
 
-    monkeypatch.setattr(owned.os, "replace", dying_replace)
+    monkeypatch.setattr(file_io.os, "replace", dying_replace)
     with pytest.raises(KeyboardInterrupt):
         build.write(out, second)
-    monkeypatch.setattr(owned.os, "replace", real_replace)
+    monkeypatch.setattr(file_io.os, "replace", real_replace)
 
     files = all_files(out)
     assert not [p for p in files if p.endswith(".medobs-tmp")]
@@ -233,14 +236,53 @@ def test_a_crash_mid_write_leaves_whole_files_and_a_rerun_converges(tmp_path, mo
     assert sorted(p for p in FIRST if files[p] == second[p]) == sorted(str(Path(t).relative_to(out)) for t in replaced)
     assert all(files[p] in (FIRST[p], second[p]) for p in FIRST)
     assert_user_files_intact(out)
+    # --check names the interrupted run instead of comparing, in one line, exit status 1.
+    with pytest.raises(owned.Interrupted, match=r"a `medobs build` run \(pid \d+, started .*\) was interrupted"):
+        build.folder(out).differences(second)
+    assert run_build("--check", "--out", str(out)) == 1
 
     # A kill in the middle of writing a temporary file leaves it behind; the rerun replaces it.
     (out / ".keep.yml.medobs-tmp").write_text("a: tru")
     build.write(out, second)
     assert build.folder(out).differences(second) == []
+    assert not build.folder(out).pending_path.exists()
     assert {p: t for p, t in all_files(out).items() if p in second} == second
     assert not [p for p in all_files(out) if p.endswith(".medobs-tmp")]
     assert_user_files_intact(out)
+
+
+def write_all_but_the_manifest(out: Path, files: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """A run of ``files`` into ``out`` killed just before it writes its manifest."""
+    real_replace = file_io.os.replace
+
+    def dying_replace(source, target):
+        if Path(target) == build.folder(out).manifest_path:
+            raise KeyboardInterrupt
+        real_replace(source, target)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(file_io.os, "replace", dying_replace)
+        with pytest.raises(KeyboardInterrupt):
+            build.write(out, files)
+
+
+@pytest.mark.parametrize("then", [{"keep.yml": "a: 3\n", "new/added.yml": "n: 3\n"}, {"keep.yml": "a: 3\n"}])
+def test_the_files_of_an_interrupted_run_are_the_next_runs_own(tmp_path, monkeypatch, then):
+    out = tmp_path / "out"
+    plant_user_files(out)
+    build.write(out, FIRST)
+    write_all_but_the_manifest(out, SECOND, monkeypatch)
+    assert (out / "new" / "added.yml").read_text() == "n: 1\n"  # written, but in no manifest
+    # Generated again with other text, or no longer generated: neither refused nor left behind.
+    changes = build.write(out, then)
+    assert ("updated:   new/added.yml" in changes) == ("new/added.yml" in then)
+    assert ("removed:   new/added.yml" in changes) == ("new/added.yml" not in then)
+    assert {p: t for p, t in all_files(out).items() if p not in USER_FILES} == {**then, MANIFEST: manifest_text(out, then)}
+    assert_user_files_intact(out)
+
+
+def manifest_text(out: Path, files: dict[str, str]) -> str:
+    return build.folder(out).manifest_text(files)
 
 
 def test_a_failing_generator_writes_nothing(tmp_path, monkeypatch):

@@ -11,6 +11,7 @@ usage timer without its percentiles (the sum and count alone, as when
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import subprocess
 import time
@@ -322,3 +323,18 @@ def test_gpu_panels_without_any_gpu_exporter_are_reported_as_no_gpu(prometheus, 
     report = json.loads(result.stdout)
     assert {p["status"] for p in report["panels"]} == {"no-gpu"}
     assert report["summary"]["no-gpu"] == len(report["panels"]) == 9
+
+
+def test_a_cluster_variable_without_values_selects_all_as_grafana_does(prometheus):
+    """This Prometheus's series carry no `cluster` label: the variable finds no value, Grafana
+    selects "All", and its allValue `.*` keeps every series; the job variable's "All" (`.+`)
+    would not match an absent label, so a job variable without values stays a reason."""
+    board = next(b for b in load([BUILT_DASHBOARDS]) if b.uid == "medobs-message-queue")
+    values, problems = check.resolve_variables(board, check.Prometheus(prometheus, 10), check.window_of("5m", "30s"))
+    assert values["cluster"] == ".*" and "cluster" not in problems
+    assert "rabbitmq" in values["job"]
+    variables = [dict(v, query='label_values(up{job="not-deployed"}, job)') if v["name"] == "job" else v
+                 for v in board.variables]
+    unscraped = dataclasses.replace(board, model={**board.model, "templating": {"list": variables}})
+    _values, problems = check.resolve_variables(unscraped, check.Prometheus(prometheus, 10), check.window_of("5m", "30s"))
+    assert problems["job"].startswith("variable $job has no values")

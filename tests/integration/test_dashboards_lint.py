@@ -37,7 +37,7 @@ def set_expr(title: str, expr: str, board: str = "message-queue") -> Callable[[M
     return mutate
 
 
-FILTER = 'job=~"$job", instance=~"$instance"'
+FILTER = 'cluster=~"$cluster", job=~"$job", instance=~"$instance"'
 
 
 def _drop_datasource_variable(m: Model) -> None:
@@ -49,6 +49,11 @@ BROKEN: dict[str, tuple[str, Callable[[Model], None]]] = {
     "datasource-label": ("template-datasource-rule", lambda m: variable(m, "datasource").update(label="DS")),
     "instance-all-value": ("template-job-instance-rule", lambda m: variable(m, "instance").update(allValue=".*")),
     "job-single-select": ("template-job-instance-rule", lambda m: variable(m, "job").update(multi=False)),
+    "no-cluster-variable": (
+        "template-cluster-rule",
+        lambda m: m["templating"].update(list=[v for v in m["templating"]["list"] if v["name"] != "cluster"]),
+    ),
+    "cluster-all-skips-unlabelled": ("template-cluster-rule", lambda m: variable(m, "cluster").update(allValue=".+")),
     "job-refresh-on-load": ("template-on-time-change-reload-rule", lambda m: variable(m, "job").update(refresh=1)),
     "job-query-broken": (
         "template-label-promql-rule", lambda m: variable(m, "job").update(query='label_values(up{job=~"rabbitmq", job)'),
@@ -74,7 +79,12 @@ BROKEN: dict[str, tuple[str, Callable[[Model], None]]] = {
         set_expr("Publish rate", f"sum(increase(medobs_queue_published_messages_total{{{FILTER}}}[1h]))"),
     ),
     "no-instance-matcher": (
-        "target-job-instance-rule", set_expr("Consumers", 'sum by (queue) (medobs_queue_consumers{job=~"$job"})'),
+        "target-job-instance-rule",
+        set_expr("Consumers", 'sum by (queue) (medobs_queue_consumers{cluster=~"$cluster", job=~"$job"})'),
+    ),
+    "no-cluster-matcher": (
+        "target-cluster-rule",
+        set_expr("Consumers", 'sum by (queue) (medobs_queue_consumers{job=~"$job", instance=~"$instance"})'),
     ),
     "counter-without-rate": (
         "target-counter-agg-rule", set_expr("Publish rate", f"sum(medobs_queue_published_messages_total{{{FILTER}}})"),

@@ -5,11 +5,15 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
+import time
+from email.utils import formatdate
 
 import pytest
 
 from dashboards.model import load
+from dashboards.publish import redact
 from dashboards.provisioning import FOLDER_TITLE, FOLDER_UID
 from medobs.core.links import DASHBOARD_UIDS
 from tests.conftest import BUILT_DASHBOARDS, free_port, medobs
@@ -177,6 +181,91 @@ def test_5xx_that_persists_is_one_clear_line(grafana):
     line = result.stderr.strip().splitlines()[-1]
     assert line.startswith("medobs dashboards: error: Grafana at ") and "answered 502" in line
     assert line.endswith("after 3 attempts")
+
+
+def retry_delays(result) -> list[float]:
+    return [float(seconds) for seconds in re.findall(r"retrying in ([0-9.]+)s", result.stderr)]
+
+
+def test_429_is_retried_after_retry_after_in_seconds_or_backoff_without_it(grafana):
+    grafana.fail_next(1, status=429, headers={"Retry-After": "1"}, message="too many requests")
+    grafana.fail_next(1, status=429, message="too many requests")
+    result = publish(grafana)
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.count("answered 429 (too many requests)") == 2
+    assert retry_delays(result) == [1.0, 1.0]  # as asked, then the second attempt's backoff
+    assert sorted(grafana.dashboards) == UIDS
+
+
+def test_retry_after_as_an_http_date_is_honoured(grafana):
+    # Whole seconds, as HTTP dates are: 3 to 4 s from now, less the time the answer takes to arrive.
+    grafana.fail_next(1, status=503, headers={"Retry-After": formatdate(time.time() + 4, usegmt=True)})
+    started = time.monotonic()
+    result = publish(grafana)
+    assert result.returncode == 0, result.stderr
+    (delay,) = retry_delays(result)
+    assert 1.5 <= delay <= 4  # not the 0.5 s backoff
+    assert time.monotonic() - started >= delay
+    assert sorted(grafana.dashboards) == UIDS
+
+
+def test_a_retry_after_beyond_the_budget_is_one_clear_line_without_waiting(grafana):
+    grafana.fail_next(1, status=429, headers={"Retry-After": "3600"}, message="rate limit exceeded")
+    started = time.monotonic()
+    line = one_line_error(publish(grafana))
+    assert time.monotonic() - started < 10
+    assert "answered 429 (rate limit exceeded)" in line and "asks to retry in 3600s" in line
+    assert "left of the retry budget" in line
+    assert len(grafana.requests) == 1
+
+
+ECHOED_SECRETS = ("glsa_other_0123456789abcdef", "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJhZG1pbiJ9.c2lnbmF0dXJl",
+                  "pr0xy-pa55word", "opaque-4f2a9c17")
+
+
+def test_grafanas_message_is_cut_short_and_secrets_in_it_are_redacted():
+    fake = FakeGrafana({ECHOED_SECRETS[-1]: EDITOR}).start()
+    try:
+        echo = (f"upstream rejected Authorization: Bearer {ECHOED_SECRETS[-1]}; also saw {ECHOED_SECRETS[0]} "
+                f"and {ECHOED_SECRETS[1]} via http://admin:{ECHOED_SECRETS[2]}@proxy:8080/ " + "padding " * 100)
+        fake.fail_next(10, status=502, message=echo)
+        result = publish(fake, token=ECHOED_SECRETS[-1])
+    finally:
+        fake.stop()
+    assert result.returncode == 2
+    line = result.stderr.strip().splitlines()[-1]  # after the retries' lines, redacted as well
+    for secret in ECHOED_SECRETS:
+        assert secret not in result.stdout + result.stderr
+    message = re.search(r"answered 502 \((.*?)\) while", line)[1]
+    assert message.startswith("upstream rejected Authorization: Bearer [redacted]; also saw [redacted] and [redacted]")
+    assert "http://admin:[redacted]@proxy:8080/" in message
+    assert len(message) <= 203 and message.endswith("...")
+
+
+@pytest.mark.parametrize(("body", "problem"), [
+    (b"<html><body>Sign in to continue</body></html>", "not JSON"),
+    (b'{"message": "ok"}', "the answer has no 'dashboard'"),
+    (b'{"dashboard": [1, 2], "meta": {}}', "the answer.dashboard is a list, not an object"),
+])
+def test_an_answer_that_is_not_grafanas_is_one_clear_line(grafana, body, problem):
+    grafana.fail_next(2, status=200, body=body)  # the folder's GET passes; the first dashboard's is this
+    line = one_line_error(publish(grafana))
+    assert f"answered 200 while reading dashboard '{UIDS[0]}', but not as Grafana's API does ({problem})" in line
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("Authorization: Bearer abc.def-ghi_jkl rejected", "Authorization: Bearer [redacted] rejected"),
+    ("authorization=Basic dXNlcjpwYXNzd29yZA== x", "authorization=Basic [redacted] x"),
+    ("bad key glsa_AbC123_def456 here", "bad key [redacted] here"),
+    ("jwt eyJhbGciOi.eyJzdWIi.c2ln end", "jwt [redacted] end"),
+    ("upstream https://admin:hunter2@grafana:3000/api down", "upstream https://admin:[redacted]@grafana:3000/api down"),
+    ('{"password": "hunter2", "api_key": "k-123"}', '{"password": "[redacted]", "api_key": "[redacted]"}'),
+    ("token=s3cr3t&org=1", "token=[redacted]&org=1"),
+    ("the given opaque-token-value echoed", "the given [redacted] echoed"),
+    ("Dashboard not found (version 3)", "Dashboard not found (version 3)"),  # nothing secret: untouched
+])
+def test_redact_covers_each_secret_shape(text, expected):
+    assert redact(text, ["opaque-token-value"]) == expected
 
 
 def test_unreachable_grafana_is_retried_then_one_clear_line(grafana):

@@ -129,11 +129,12 @@ def test_the_command_on_this_machine_serves_and_stops_cleanly(tmp_path):
     assert process.returncode == 0
     assert "Traceback" not in stderr
     if not _nvml_library_loads():
-        unavailable = [line for line in stderr.splitlines() if "medobs.exporter.gpu: NVML unavailable" in line]
-        assert len(unavailable) == 1
+        unavailable = [line for line in stderr.splitlines() if 'logger=medobs.exporter.gpu msg="NVML unavailable' in line]
+        assert len(unavailable) == 1  # logfmt, node_exporter's default --log.format
+        assert unavailable[0].startswith("ts=") and " level=warn " in unavailable[0]
         assert unavailable[0].endswith(
-            "NVML unavailable (library_not_found: NVML Shared Library Not Found; libnvidia-ml.so.1 is not installed "
-            "or not on the library path): serving medobs_gpu_up 0, retrying initialisation with backoff (1s doubling to 60s)"
+            'msg="NVML unavailable (library_not_found: NVML Shared Library Not Found; libnvidia-ml.so.1 is not installed '
+            'or not on the library path): serving medobs_gpu_up 0, retrying initialisation with backoff (1s doubling to 60s)"'
         )
 
 

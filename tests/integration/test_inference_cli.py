@@ -67,6 +67,9 @@ def one_line_error(*args: str) -> str:
         (["--model", MODEL, "--probe-timeout", "0"], "'0' is not a number of seconds above 0"),
         (["--model", MODEL, "--probe-interval", "soon"], "'soon' is not a number of seconds"),
         (["--model", MODEL, "--proxy-listen", "8502"], "'8502' is not HOST:PORT"),
+        (["--model", MODEL, "--proxy-max-body", "0"], "'0' is not a size above 0 (for example 65536, 500KB or 512MiB)"),
+        (["--model", MODEL, "--proxy-max-header-size", "16 parsecs"], "'16 parsecs' is not a size above 0"),
+        (["--model", MODEL, "--proxy-idle-timeout", "0"], "'0' is not a number of seconds above 0"),
     ],
 )
 def test_usage_mistakes_are_one_line(args, expected):

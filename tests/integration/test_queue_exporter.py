@@ -400,6 +400,8 @@ def _try_scrape(url):
         (["--rabbitmq-url", "amqp://rabbitmq:5672"], "is not an http(s) URL"),
         (["--include-queue", "("], "is not a regular expression"),
         (["--page-size", "900"], "is not a page size from 1 to 500"),
+        (["--max-response-size", "12XB"], "is not a size above 0"),
+        (["--max-response-size", "0"], "is not a size above 0"),
         (["--topology-interval", "0"], "is not a number of seconds above 0"),
         (["--rabbitmq-user", "monitor"], "no password for user 'monitor'"),
         (["--ca-file", "/no/such/ca.pem"], "/no/such/ca.pem: no such file"),
@@ -417,6 +419,7 @@ def test_usage_mistakes_are_one_line(args, message):
 def test_help_explains_the_command():
     result = medobs("exporter", "queue", "--help", check=True)
     for flag in ("--rabbitmq-url", "--keda-mode", "--max-queues", "--dlq-pattern", "--include-vhost",
-                 "--topology-interval", "--ca-file", "--listen", "RABBITMQ_PASSWORD"):
+                 "--topology-interval", "--ca-file", "--listen", "RABBITMQ_PASSWORD", "--max-response-size",
+                 "--plugin-credentials"):
         assert flag in result.stdout
     assert "queue" in medobs("exporter", "--help", check=True).stdout

@@ -2,6 +2,8 @@
 line for what cannot be converted."""
 
 
+import dataclasses
+
 import pytest
 import yaml
 
@@ -165,7 +167,8 @@ spec:
 """
 
 BAD = {
-    "version": (SLO.replace("openslo/v1", "openslo/v1alpha", 1), r"apiVersion: 'openslo/v1alpha' is not supported"),
+    "version": (SLO.replace("openslo/v1", "openslo/v2", 1),
+                r"apiVersion: 'openslo/v2' is not supported; expected 'openslo/v1' or 'openslo/v1alpha'"),
     "threshold": (SLO.replace("ratioMetric:", "thresholdMetric: {metricSource: {spec: {query: x}}}\n      ratioMetric:"),
                   r"spec\.indicator\.spec\.thresholdMetric: is not supported"),
     "calendar": (SLO.replace("isRolling: true", "isRolling: false"), r"spec\.timeWindow\[0\]: calendar-aligned windows"),
@@ -187,3 +190,70 @@ def test_unconvertible_input_is_one_line_naming_the_field(tmp_path, case):
     text, pattern = BAD[case]
     result = medobs("slo", "import-openslo", str(write_spec(tmp_path, text, "in.yaml")))
     assert_one_line_error(result, r"\S+in\.yaml: " + pattern)
+
+
+ALPHA = """apiVersion: openslo/v1alpha
+kind: SLO
+metadata: {name: a, displayName: A}
+spec:
+  service: s
+  objectives:
+    - ratioMetrics:
+        good: {source: prometheus, queryType: promql, query: 'sum(rate(ok_total[{{.window}}]))'}
+        total: {source: prometheus, queryType: promql, query: requests_total}
+      target: 0.99
+  timeWindows:
+    - count: 4
+      unit: Week
+"""
+
+BAD_ALPHA = {
+    "unit": (ALPHA.replace("unit: Week", "unit: Month"),
+             r"spec\.timeWindows\[0\]: expected a whole count of Day or Week, got 4 'Month'"),
+    "period": (ALPHA.replace("count: 4", "count: 2"), r"spec\.timeWindows\[0\]: 2 Week is not one of 7d, 28d, 30d"),
+    "calendar": (ALPHA.replace("unit: Week", "unit: Week\n      isRolling: false"),
+                 r"spec\.timeWindows\[0\]: calendar-aligned windows are not supported"),
+    "source": (ALPHA.replace("source: prometheus, queryType: promql, query: requests_total", "source: datadog, query: x"),
+               r"spec\.objectives\[0\]\.ratioMetrics\.total\.source: 'datadog' is not supported: only prometheus"),
+    "threshold": (ALPHA.replace("  objectives:", "  indicator: {thresholdMetric: {source: prometheus, query: x}}\n  objectives:"),
+                  r"spec\.indicator: thresholdMetric indicators are not supported"),
+    "no ratio": (ALPHA.replace("ratioMetrics", "ratioMetric"),
+                 r"spec\.objectives\[0\]\.ratioMetric: unknown field; expected one of: displayName, target, op"),
+    "query": (ALPHA.replace("query: requests_total", "query: 'rate(x[5m]) / 2'"),
+              r"spec\.objectives\[0\]\.ratioMetrics\.total\.query: a counter query must be a series selector"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_ALPHA), ids=list(BAD_ALPHA))
+def test_unconvertible_v1alpha_is_one_line_naming_the_field_in_import_and_build(tmp_path, case):
+    text, pattern = BAD_ALPHA[case]
+    path = write_spec(tmp_path, text, "in.yaml")
+    assert_one_line_error(medobs("slo", "import-openslo", str(path)), r"\S+in\.yaml: " + pattern)
+    assert_one_line_error(medobs("slo", "build", str(path), "--out", str(tmp_path / "out")), r"\S+in\.yaml: " + pattern)
+
+
+def test_v1alpha_converts_like_sloth_reads_it(tmp_path):
+    printed = medobs("slo", "import-openslo", str(write_spec(tmp_path, ALPHA, "in.yaml")), check=True).stdout
+    (document,) = list(yaml.safe_load_all(printed))
+    assert document == {"version": "prometheus/v1", "service": "s", "slos": [{
+        "name": "a", "objective": 99.0, "period": "28d", "description": "A",
+        "sli": {"events": {"error_query": "(sum(rate(requests_total[{{.window}}]))) - (sum(rate(ok_total[{{.window}}])))",
+                           "total_query": "sum(rate(requests_total[{{.window}}]))"}},
+    }]}
+
+
+def test_slo_build_reads_openslo_files_directly(tmp_path):
+    source = write_spec(tmp_path, OPENSLO, "openslo.yaml")
+    result = medobs("slo", "build", str(source), "--out", str(tmp_path / "out"), check=True)
+    assert "4 SLOs" in result.stdout
+    assert (tmp_path / "out" / "rules" / "slo-checkout.yml").exists() and (tmp_path / "out" / "rules" / "slo-pool.yml").exists()
+    imported = write_spec(tmp_path / "imported", medobs("slo", "import-openslo", str(source), check=True).stdout)
+    direct = [dataclasses.replace(slo, source="") for slo in spec.all_slos(spec.load(source))]
+    assert direct == [dataclasses.replace(slo, source="") for slo in spec.all_slos(spec.load(imported))]
+
+
+def test_an_error_found_after_conversion_says_the_spec_was_converted(tmp_path):
+    text = ALPHA.replace("query: requests_total", "query: 'sum(rate(x_total{a=\"{{.b}}\"}[{{.window}}]))'")
+    result = medobs("slo", "build", str(write_spec(tmp_path, text, "in.yaml")), "--out", str(tmp_path / "out"))
+    assert_one_line_error(result, r"\S+in\.yaml \(converted from OpenSLO\): slos\[0\]\.sli\.events\.error_query: "
+                                  r"uses \{\{\.b\}\}; only \{\{\.window\}\} is expanded")

@@ -3,17 +3,17 @@ broken rules (the platform's own: tests/integration/test_promtool_build.py)."""
 
 import re
 import shutil
-from fractions import Fraction
 from pathlib import Path
 
 import pytest
 import yaml
 
 from slo import promtest
+from slo.simulate import Phase, Timeline
 from tests.conftest import REPO
 from tests.slo_support import AVAILABILITY_SPEC, build, promtool, write_spec
 
-SELECTOR = '{service="shop", slo="availability"}'
+SELECTOR = '{service="shop", slo="availability", sloth_id="shop-availability"}'
 
 
 def _regex(pattern, replacement):
@@ -70,19 +70,21 @@ def test_sli_written_in_promql_is_tested_through_a_synthetic_copy(tmp_path):
     copied = copy["groups"][0]["rules"]
     assert len(real) == len(copied)
     differing = [(a, b) for a, b in zip(real, copied) if a != b]
-    # Only the SLI queries differ: total and error events per window, nothing above them.
-    assert differing and all(a.get("record", "").startswith(("slo:sli_total_events:", "slo:sli_error_events:"))
-                             for a, _ in differing)
+    # Only the rules reading the SLI queries differ (events and ratios per window), nothing above them.
+    assert differing and all(a.get("record", "").startswith(("slo:sli_total_events:", "slo:sli_error_events:",
+                                                              "slo:sli_error:ratio_rate")) for a, _ in differing)
     assert all("apiserver_request_total" in a["expr"] and "medobs_slo_test_" in b["expr"] for a, b in differing)
     test = yaml.safe_load((tmp_path / "out" / "tests" / "slo-k8s-apiserver-requests-availability.yml").read_text())
     assert test["rule_files"] == ["rules/slo-k8s-apiserver-requests-availability.yml"]
 
 
-def test_compress_writes_promtool_notation_that_never_goes_down():
-    values = [Fraction(5997, 10) * i for i in range(61)] + [Fraction(5997, 10) * 60] * 16
-    assert promtest.compress(values) == "0+599.7x60 35982.000000000015x15"
-    assert promtest.compress([Fraction(1), None, None, Fraction(2), Fraction(2)]) == "1 _x2 2x1"
-    assert promtest.compress([Fraction(0), Fraction(10), Fraction(20), Fraction(5), Fraction(15)]) == "0+10x2 5+10x1"
+def test_counters_are_written_in_promtool_notation_that_never_goes_down():
+    timeline = Timeline((Phase(60, 0.0005, traffic=600.0), Phase(16, 0.0, traffic=0.0), Phase(3, 0.5, reset=True)))
+    good = promtest.counter_values(timeline, (False, True))
+    # 599.7 a minute for 60 minutes; the next run starts from where promtool's float additions ended.
+    assert good == "0 599.7+599.7x59 35982.000000000015x15 300+300x2"
+    assert promtest.counter_values(timeline, (True, True)) == "0 600+600x59 36000x15 600+600x2"
+    assert promtest.compress([1.0, None, None, 2.0, 2.0]) == "1 _x2 2x1"
 
 
 @pytest.mark.slow

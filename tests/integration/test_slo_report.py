@@ -112,8 +112,8 @@ def test_availability_counts_the_injected_errors(february):
 
 def test_alerts_that_fired_come_from_alerts_firing_only(february):
     alerts = february[0]["api-gateway/availability"]["alerts"]
-    assert [(a["alertname"], a["labels"]["long_window"], a["episodes"]) for a in alerts] == [
-        ("ApiGatewayAvailabilityBudgetBurn", "1h", 1), ("ApiGatewayAvailabilityBudgetBurn", "1d", 1),
+    assert [(a["alertname"], a["labels"]["sloth_severity"], a["episodes"]) for a in alerts] == [
+        ("ApiGatewayAvailabilityBudgetBurn", "page", 1), ("ApiGatewayAvailabilityBudgetBurn", "ticket", 1),
     ]
     page, ticket = alerts
     step = 251  # ceil(29 days / 10,000 points)
@@ -121,8 +121,9 @@ def test_alerts_that_fired_come_from_alerts_firing_only(february):
     assert INCIDENT[0] + timedelta(minutes=5) <= first <= INCIDENT[0] + timedelta(minutes=5, seconds=step)
     # Present 12:05 to 12:40, visible 5 more minutes (Prometheus's lookback): 40 minutes, give or take a step.
     assert 40 * 60 - step <= page["firing_seconds"] <= 45 * 60 + step
-    assert page["labels"] == {"long_window": "1h", "service": "api-gateway", "severity": "critical",
-                              "short_window": "5m", "slo": "availability", "team": "platform"}
+    assert page["labels"] == {"service": "api-gateway", "severity": "critical", "slo": "availability",
+                              "sloth_id": "api-gateway-availability", "sloth_service": "api-gateway",
+                              "sloth_severity": "page", "sloth_slo": "availability", "team": "platform"}
     assert february[0]["api-gateway/latency"]["alerts"] == []
 
 

@@ -2,6 +2,7 @@
 and generated files never replace a hand-written file."""
 
 import pytest
+import yaml
 
 from tests.conftest import medobs
 from tests.slo_support import assert_one_line_error, write_spec
@@ -16,6 +17,22 @@ slos:
       latency:
         metric: http_server_requests_seconds
         threshold: 0.3
+"""
+
+KUBERNETES = """apiVersion: sloth.slok.dev/v1
+kind: PrometheusServiceLevel
+metadata: {name: shop, namespace: monitoring}
+spec:
+  service: shop
+  slos:
+    - name: availability
+      objective: 99.9
+      sli:
+        events:
+          errorQuery: sum(rate(http_requests_total{code=~"5.."}[{{.window}}]))
+          totalQuery: sum(rate(http_requests_total[{{.window}}]))
+      alerting:
+        pageAlert: {disable: true}
 """
 
 BAD_SPECS = {
@@ -40,7 +57,34 @@ BAD_SPECS = {
     "two SLIs": (BASE.replace("    sli:\n", "    sli:\n      raw: {error_ratio_query: 'x[{{.window}}]'}\n"),
                  r"spec\.yaml: slos\[0\]\.sli: expected exactly one of: events, raw, availability"),
     "plugin": (BASE.split("    sli:")[0] + "    sli:\n      plugin: {id: x}\n",
-               r"spec\.yaml: slos\[0\]\.sli\.plugin: Sloth SLI plugins are Go code"),
+               r"spec\.yaml: slos\[0\]\.sli\.plugin: Sloth SLI plugins \('x'\) are not supported \(medobs cannot run "
+               r"Sloth's Go plugins\): write the queries the plugin generates as sli\.events \(error_query and "
+               r"total_query, with \{\{\.window\}\}\) or sli\.raw \(error_ratio_query\)$"),
+    "plugin, Kubernetes form": (KUBERNETES.split("      sli:")[0] + "      sli:\n        plugin: {id: x}\n",
+                                r"spec\.yaml: spec\.slos\[0\]\.sli\.plugin: Sloth SLI plugins \('x'\) are not supported "
+                                r".* as sli\.events \(errorQuery and totalQuery, .*\) or sli\.raw \(errorRatioQuery\)$"),
+    "SLO plugins": (BASE.replace("slos:", "slo_plugins: {chain: [{id: sloth.dev/core/debug/v1}]}\nslos:"),
+                    r"spec\.yaml: slo_plugins: Sloth SLO plugins are not supported"),
+    "SLO plugins, Kubernetes form": (KUBERNETES.replace("  slos:", "  sloPlugins: {chain: [{id: x}]}\n  slos:"),
+                                     r"spec\.yaml: spec\.sloPlugins: Sloth SLO plugins are not supported"),
+    "snake case in the Kubernetes form": (KUBERNETES.replace("pageAlert", "page_alert"),
+                                          r"spec\.yaml: spec\.slos\[0\]\.alerting\.page_alert: unknown field; expected "
+                                          r"one of: name, labels, annotations, pageAlert, ticketAlert, absentAlert, minEvents"),
+    "camel case in prometheus/v1": (BASE.replace("error_query", "errorQuery"),
+                                    r"spec\.yaml: slos\[0\]\.sli\.events\.errorQuery: unknown field; expected one of: "
+                                    r"error_query, total_query"),
+    "missing errorQuery": (KUBERNETES.replace("errorQuery", "# errorQuery"),
+                           r"spec\.yaml: spec\.slos\[0\]\.sli\.events\.errorQuery: is required"),
+    "Kubernetes kind": (KUBERNETES.replace("PrometheusServiceLevel", "AlertWindows"),
+                        r"spec\.yaml: kind: 'AlertWindows' is not a service level; expected PrometheusServiceLevel"),
+    "Kubernetes apiVersion": (KUBERNETES.replace("sloth.slok.dev/v1", "sloth.slok.dev/v2"),
+                              r"spec\.yaml: apiVersion: 'sloth\.slok\.dev/v2' is not supported; expected 'sloth\.slok\.dev/v1'"),
+    "Kubernetes objective": (KUBERNETES.replace("99.9", "100"),
+                             r"spec\.yaml: spec\.slos\[0\]\.objective: 100 is outside \(0, 100\)"),
+    "scrape interval": (BASE.replace("slos:", "scrape_interval: often\nslos:"),
+                        r"spec\.yaml: scrape_interval: 'often' is not a duration"),
+    "scrape interval of an SLO": (BASE.replace("    objective:", "    scrape_interval: 0s\n    objective:"),
+                                  r"spec\.yaml: slos\[0\]\.scrape_interval: '0s' is not a scrape interval above 0"),
     "reserved label": (BASE.replace("slos:", "labels: {slo: x}\nslos:"),
                        r"spec\.yaml: labels\.slo: is set by the compiler"),
     "catalog label": (LATENCY.replace("threshold: 0.3", "threshold: 0.5\n        filter: 'route=\"x\"'"),
@@ -82,3 +126,35 @@ def test_generated_files_never_replace_a_hand_written_file(tmp_path):
     mine.unlink()
     medobs("slo", "build", str(path), "--out", str(tmp_path / "out"), check=True)
     medobs("slo", "build", str(path), "--out", str(tmp_path / "out"), check=True)  # its own files: rewritten
+
+
+NOT_UTF8 = b"version: prometheus/v1\nservice: caf\xe9\n"
+
+
+@pytest.mark.parametrize("command", [
+    ("slo", "build", "{spec}", "--out", "{out}"),
+    ("slo", "explain", "{spec}"),
+    ("slo", "report", "--prometheus", "http://127.0.0.1:9", "--spec", "{spec}"),
+    ("slo", "lint", "--prometheus", "http://127.0.0.1:9", "{spec}"),
+    ("slo", "import-openslo", "{spec}"),
+], ids=lambda command: command[1])
+def test_a_spec_that_is_not_utf8_is_one_line_in_every_command(tmp_path, command):
+    path = tmp_path / "spec.yaml"
+    path.write_bytes(NOT_UTF8)
+    result = medobs(*(part.format(spec=path, out=tmp_path / "out") for part in command))
+    assert_one_line_error(result, rf"the spec {path} is not UTF-8 text \(byte 35\)$")
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.slow
+def test_the_same_slo_per_environment_compiles_into_two_sets_of_rules_and_tests(tmp_path):
+    prod = BASE.replace("slos:", "labels: {env: prod}\nslos:").replace('{code=~"5.."}', '{env="prod", code=~"5.."}')
+    write_spec(tmp_path / "specs", prod, "prod.yaml")
+    write_spec(tmp_path / "specs", prod.replace("prod", "staging"), "staging.yaml")
+    result = medobs("slo", "build", str(tmp_path / "specs"), "--out", str(tmp_path / "out"), "--verify", timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "2 test files pass" in result.stdout
+    groups = yaml.safe_load((tmp_path / "out" / "rules" / "slo-shop.yml").read_text())["groups"]
+    environments = {rule["labels"]["env"] for group in groups for rule in group["rules"] if "record" in rule}
+    assert environments == {"prod", "staging"}
+    assert len({group["name"] for group in groups}) == len(groups)

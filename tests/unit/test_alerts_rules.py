@@ -19,7 +19,7 @@ from alerts import (
 )
 from alerts.model import REQUIRED_ANNOTATIONS, REQUIRED_LABELS, SEVERITIES
 from medobs import package_data
-from medobs.core import catalog, durations, links, promql, scrape_jobs
+from medobs.core import catalog, durations, links, promql, scrape_jobs, site
 from tests.conftest import REPO, promql_blocks
 from tests.crd_support import crd_validator
 
@@ -28,9 +28,9 @@ NAMES = sorted({alert.name for alert in ALERTS})
 RUNBOOKS = package_data("alerts", "runbooks")
 BUILT = REPO / "build" / "prometheus"
 #: Alerts that fire all the time by design: their test shows them firing on healthy series.
-ALWAYS_FIRING = {"Watchdog"}
+ALWAYS_FIRING = {"MedobsHeartbeat"}
 #: Rule families whose service label depends on the job or exporter.
-VARYING_SERVICE = {"TargetDown", "ScrapeJobMissing", "ExporterCollectionFailing"}
+VARYING_SERVICE = {"MedobsTargetDown", "ScrapeJobMissing", "ExporterCollectionFailing"}
 
 
 def unknown_metrics(expr: str) -> set[str]:
@@ -93,7 +93,7 @@ def test_job_matchers_name_scrape_jobs_and_every_job_has_a_service():
 
 
 def test_every_scrape_job_has_its_target_down_and_missing_rules():
-    for name in ("TargetDown", "ScrapeJobMissing"):
+    for name in ("MedobsTargetDown", "ScrapeJobMissing"):
         assert sorted(a.labels["job"] for a in ALERTS if a.name == name) == sorted(scrape_jobs.JOB_NAMES)
 
 
@@ -238,7 +238,8 @@ def test_prometheus_rules_validate_against_the_operator_crd():
     assert [o["metadata"]["name"] for o in objects] == [f"medobs-alerts-{d}" for d in DOMAINS]
     for obj in objects:
         validator.validate(obj)
-        assert obj["metadata"]["namespace"] == scrape_jobs.MONITORING_NAMESPACE
+        assert obj["metadata"]["namespace"] == scrape_jobs.namespace()
+        assert obj["metadata"]["labels"]["release"] == site.current().kube_prometheus_stack.release
     rules = [r for o in objects for g in o["spec"]["groups"] for r in g["rules"]]
     assert len(rules) == len(ALERTS)
 

@@ -22,7 +22,7 @@ def all_command_paths() -> list[list[str]]:
 def test_groups_exist():
     """Every command group of the package, registered by the module that owns it."""
     names = {p[0] for p in all_command_paths() if p}
-    assert names == {"build", "dashboards", "stack", "exporter", "rules", "backup-metrics", "slo", "simulate"}
+    assert names == {"build", "mixin", "dashboards", "stack", "exporter", "rules", "backup-metrics", "slo", "simulate"}
 
 
 def test_every_command_is_registered_by_the_module_the_cli_imports_for_it():
@@ -58,7 +58,7 @@ def test_the_chosen_command_is_the_deepest_known_one_on_the_line(argv, command):
 
 @pytest.mark.parametrize(("command", "module", "needs"), [
     ("exporter gpu", "pynvml", "needs the gpu extra: pip install 'medobs[gpu]'"),
-    ("exporter queue", "requests", "needs the queue extra: pip install 'medobs[queue]'"),
+    ("exporter queue", "certifi", "needs the queue extra: pip install 'medobs[queue]'"),
     ("simulate", "psycopg.conninfo", "needs the stack extra: pip install 'medobs[stack]'"),
     ("dashboards", "grafanalib", "needs the build extra: pip install 'medobs[build]'"),
     ("exporter gpu", "no_such_module", None),  # not an extra's module: a bug, left as a traceback

@@ -4,6 +4,8 @@ stable uids, and provisioning that docker-compose's Grafana loads without manual
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import re
 from typing import Any
 
@@ -12,8 +14,9 @@ import yaml
 from promql_parser import BinaryExpr, VectorSelector
 
 from dashboards import generate, panels, provisioning, variables
+from dashboards import slo as slo_board
 from dashboards.model import Board, load, queries, variable_query
-from medobs.core import catalog, promql, scrape_jobs
+from medobs.core import catalog, promql, scrape_jobs, site
 from medobs.core.catalog import gpu, inference, queue, slo
 from medobs.core.links import DASHBOARD_UIDS
 from tests.conftest import BUILT_DASHBOARDS, REPO
@@ -22,6 +25,7 @@ BOARDS = {board.path.stem: board for board in load([BUILT_DASHBOARDS])}
 COMPOSE = yaml.safe_load((REPO / "docker-compose.yml").read_text())
 BUILT_RULES = REPO / "build" / "prometheus" / "rules"
 GRAFANA_VARIABLE = re.compile(r"\$\{\w+(?::\w+)?\}|\$\w+|\[\[\w+\]\]")
+IN_SCOPE = 'cluster=~"$cluster", job=~"$job", instance=~"$instance"'
 
 
 def panel(key: str, title: str) -> dict[str, Any]:
@@ -73,10 +77,42 @@ def test_the_catalog_check_would_catch_an_unknown_metric():
 def test_every_panel_and_target_uses_the_datasource_variable_of_the_provisioned_datasource():
     for board in BOARDS.values():
         datasource = next(v for v in board.variables if v["name"] == "datasource")
-        assert datasource["current"]["value"] == panels.DATASOURCE_UID
+        assert datasource["current"]["value"] == site.DEFAULT.grafana.datasource_uid
         for p in board.panels():
             assert p["datasource"] == {"type": "prometheus", "uid": "${datasource}"}
             assert all(t["datasource"] == p["datasource"] for t in p["targets"])
+        rows = [p for p in board.model["panels"] if p["type"] == "row"]
+        assert rows and all("datasource" not in row for row in rows)  # not `null`: Grafana's schema rejects it
+
+
+def test_every_board_filters_on_a_cluster_variable_that_keeps_unlabelled_series():
+    for board in BOARDS.values():
+        cluster = next(v for v in board.variables if v["name"] == "cluster")
+        assert cluster["type"] == "query" and variable_query(cluster) == "label_values(up, cluster)"
+        assert cluster["includeAll"] is True and re.fullmatch(cluster["allValue"], "")  # "All" keeps series without it
+        assert cluster["current"]["value"] == site.DEFAULT.cluster
+        assert cluster["datasource"] == panels.DATASOURCE
+        for text in every_query(board):
+            if text == "up":  # the cluster variable's own query
+                continue
+            for node in promql.selectors(variables.parse_template(text)):
+                assert ("cluster", "$cluster") in {(m.name, m.value) for m in node.matchers.matchers}, text
+
+
+def test_the_site_sets_the_datasource_the_cluster_and_the_folder():
+    other = dataclasses.replace(
+        site.DEFAULT, cluster="eu-west-prod",
+        grafana=dataclasses.replace(site.DEFAULT.grafana, datasource_uid="prometheus", folder="Imaging"),
+    )
+    with site.active(other):
+        files = generate.build_files()
+    for key in generate.BOARDS:
+        model = json.loads(files[f"{generate.DASHBOARDS_DIR}/{key}.json"])
+        current = {v["name"]: v["current"]["value"] for v in model["templating"]["list"]}
+        assert current["datasource"] == "prometheus" and current["cluster"] == "eu-west-prod"
+    (datasource,) = yaml.safe_load(files[f"{generate.PROVISIONING_DIR}/datasources/medobs.yml"])["datasources"]
+    (provider,) = yaml.safe_load(files[f"{generate.PROVISIONING_DIR}/dashboards/medobs.yml"])["providers"]
+    assert datasource["uid"] == "prometheus" and provider["folder"] == "Imaging"
 
 
 def test_system_overview_has_the_seed_panels_from_the_right_sources():
@@ -87,11 +123,11 @@ def test_system_overview_has_the_seed_panels_from_the_right_sources():
     assert all(e.startswith("(sum(rate(http_server_requests_seconds_count{") for e in exprs(key, "Error rate"))
     assert all(inference.REQUEST_DURATION.bucket in e for e in exprs(key, "Inference time"))
     assert exprs(key, "Throughput") == [
-        f'sum by (model) (rate({inference.IMAGES.name}{{job=~"$job", instance=~"$instance"}}[$__rate_interval]))'
+        f'sum by (model) (rate({inference.IMAGES.name}{{{IN_SCOPE}}}[$__rate_interval]))'
     ]
     assert unit(key, "Throughput") == "suffix:img/s"
     assert all(inference.BATCH_SIZE.name in e for e in exprs(key, "Batch size"))
-    assert exprs(key, "GPU utilisation") == [f'{gpu.UTILIZATION.name}{{job=~"$job", instance=~"$instance"}}']
+    assert exprs(key, "GPU utilisation") == [f'{gpu.UTILIZATION.name}{{{IN_SCOPE}}}']
     for title, metric in (("CPU", "container_cpu_usage_seconds_total"), ("Memory", "container_memory_working_set_bytes"),
                           ("Network I/O", "container_network_receive_bytes_total"),
                           ("Disk I/O", "container_fs_reads_bytes_total")):
@@ -141,7 +177,7 @@ def test_gpu_board_names_the_pod_of_each_gpu_through_the_pod_info_join():
 def test_slo_board_shows_each_slo_from_the_recording_rules():
     board = BOARDS["slo"]
     rows = [p for p in board.model["panels"] if p["type"] == "row"]
-    assert [r["repeat"] for r in rows] == ["slo"]
+    assert [r.get("repeat") for r in rows] == ["slo"]
     burn = exprs("slo", "Burn rate per window")
     assert len(burn) == len(slo.ALERT_WINDOWS)
     recorded = {rule["record"] for path in BUILT_RULES.glob("slo-*.yml")
@@ -150,14 +186,15 @@ def test_slo_board_shows_each_slo_from_the_recording_rules():
         # the burn rate: the window's error ratio divided by the error budget, SLO by SLO
         tree = variables.parse_template(expr)
         assert isinstance(tree, BinaryExpr) and str(tree.op) == "/", expr
-        assert str(tree.modifier.matching) == "on (service, slo)", expr
+        assert str(tree.modifier.matching) == f"on ({slo_board.SLO_ID})", expr
         assert isinstance(tree.lhs, VectorSelector) and isinstance(tree.rhs, VectorSelector), expr
         assert (tree.lhs.name, tree.rhs.name) == (slo.ERROR_RATIO[window].name, slo.ERROR_BUDGET.name), expr
         assert {tree.lhs.name, tree.rhs.name} <= recorded, expr
     (sli, objective) = exprs("slo", "SLI against objective")
     assert all(slo.ERROR_RATIO[p].name in sli for p in slo.PERIODS) and objective.startswith(slo.OBJECTIVE.name)
     assert exprs("slo", "Error budget remaining")[0].startswith(slo.BUDGET_REMAINING.name)
-    assert all('ALERTS{service=~"$service", slo=~"$slo", alertstate="firing"' in e for e in exprs("slo", "Alert state"))
+    assert all('ALERTS{cluster=~"$cluster", service=~"$service", slo=~"$slo", alertstate="firing"' in e
+               for e in exprs("slo", "Alert state"))
 
 
 def test_job_variables_offer_the_scrape_jobs_of_medobs_scrape():
@@ -198,7 +235,7 @@ def test_the_dashboard_provider_path_is_where_compose_mounts_the_dashboards():
 
 def test_the_provisioned_datasource_is_the_one_the_dashboards_select():
     (datasource,) = provisioned("datasources")["datasources"]
-    assert datasource["uid"] == panels.DATASOURCE_UID and datasource["type"] == "prometheus"
+    assert datasource["uid"] == site.DEFAULT.grafana.datasource_uid and datasource["type"] == "prometheus"
     prometheus = COMPOSE["services"]["prometheus"]
     host, port = datasource["url"].removeprefix("http://").split(":")
     assert host == "prometheus" and f"{port}:{port}" in prometheus["ports"]

@@ -2,12 +2,14 @@
 
 import argparse
 import logging
+import platform
 import threading
 import time
 
 import pytest
 import requests
 
+from medobs import UserError
 from medobs.core import runtime as base
 from medobs.core.catalog import Metric
 
@@ -155,7 +157,7 @@ def test_listen_address():
 def test_listen_on_a_busy_port_is_a_user_error(server):
     _, url = server
     port = int(url.rsplit(":", 1)[1])
-    with pytest.raises(base.UserError, match=f"cannot listen on 127.0.0.1:{port}"):
+    with pytest.raises(UserError, match=f"cannot listen on 127.0.0.1:{port}"):
         base.start_server(FakeExporter(), ("127.0.0.1", port))
 
 
@@ -167,10 +169,82 @@ def test_read_secret_prefers_file_then_env(tmp_path, monkeypatch):
     monkeypatch.setenv("BROKER_PASSWORD_FILE", str(secret_file))
     assert base.read_secret("BROKER_PASSWORD") == "from-file"
     assert base.read_secret("NOT_SET_ANYWHERE") is None
-    with pytest.raises(base.UserError, match="cannot read the secret file"):
+    with pytest.raises(UserError, match="cannot read the secret file"):
         base.read_secret("X", tmp_path / "missing")
 
 
 def test_safe_url_drops_credentials():
     assert base.safe_url("http://guest:s3cret@127.0.0.1:15672/api") == "http://127.0.0.1:15672/api"
     assert base.safe_url("https://broker/api") == "https://broker/api"
+
+
+def test_a_collection_stuck_past_its_deadline_does_not_capture_later_scrapes():
+    exporter = FakeExporter(ceiling=0.3)
+    release = threading.Event()
+    stuck = {"first": True}
+
+    def collect(deadline):
+        exporter.calls += 1
+        if stuck.pop("first", False):
+            release.wait(10)  # the backend hangs on the first collection only
+        return [base.gauge(VALUE, value=42)]
+
+    exporter.collect_families = collect
+    assert samples(exporter.scrape())["medobs_test_up"] == 0  # timed out
+    values = samples(exporter.scrape())  # the backend answers again: a fresh collection, not the stuck one
+    assert values["medobs_test_up"] == 1 and values["medobs_test_value"] == 42
+    release.set()
+
+
+def test_collections_left_running_are_bounded():
+    exporter = FakeExporter(ceiling=0.1)
+    release = threading.Event()
+
+    def collect(deadline):
+        exporter.calls += 1
+        release.wait(10)  # a backend that never answers
+        return []
+
+    exporter.collect_families = collect
+    for _ in range(6):
+        assert samples(exporter.scrape())["medobs_test_up"] == 0
+    # the first, then MAX_ABANDONED more; later scrapes wait on the last one
+    assert exporter.calls == 1 + base.MAX_ABANDONED
+    release.set()
+    time.sleep(0.1)
+    assert samples(exporter.scrape())["medobs_test_up"] == 1
+
+
+def test_self_metrics_build_info_process_and_gc(server):
+    _, url = server
+    body = requests.get(f"{url}/metrics", timeout=5).text
+    assert f'medobs_test_build_info{{python="{platform.python_version()}",revision="' in body
+    assert f'version="{base.__version__}"}} 1.0' in body
+    for name in ("process_resident_memory_bytes", "process_cpu_seconds_total", "python_gc_collections_total"):
+        assert f"\n{name}" in body
+
+
+def test_head_and_gzip_at_level_1(server):
+    _, url = server
+    head = requests.head(f"{url}/metrics", timeout=5)
+    assert head.status_code == 200 and head.content == b"" and int(head.headers["Content-Length"]) > 100
+    raw = requests.get(f"{url}/metrics", headers={"Accept-Encoding": "gzip"}, timeout=5, stream=True).raw.read()
+    assert raw[:2] == b"\x1f\x8b" and raw[8] == 4  # gzip's XFL byte: 4 is "fastest" (level 1), 2 is level 9
+
+
+@pytest.mark.parametrize("text,size", [
+    ("65536", 65536), ("64KiB", 65536), ("512MiB", 512 << 20), ("1 GiB", 1 << 30), ("16kib", 16384),
+    ("100B", 100), ("500KB", 500_000), ("2mb", 2_000_000),
+])
+def test_size_flags_take_bytes_decimal_or_binary_units(text, size):
+    assert base.byte_size(text) == size
+
+
+@pytest.mark.parametrize("text", ["0", "-1", "12 parsecs", "MiB", "1.5MiB", ""])
+def test_size_flags_refuse_what_is_not_a_size(text):
+    with pytest.raises(argparse.ArgumentTypeError):
+        base.byte_size(text)
+
+
+def test_sizes_are_shown_the_way_the_flags_take_them():
+    assert [base.format_size(n) for n in (512 << 20, 16384, 1 << 30, 100)] == ["512MiB", "16KiB", "1GiB", "100"]

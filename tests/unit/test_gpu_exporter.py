@@ -1,7 +1,9 @@
-"""The GPU exporter's info metric names the node, and collecting eight GPUs is cheap."""
+"""The GPU exporter's info metric names the node, collecting eight GPUs is cheap, and a machine
+without the NVIDIA driver is healthy only with --allow-no-gpu."""
 
 import socket
 
+import pynvml
 import pytest
 
 from exporters.gpu import cli as gpu_cli
@@ -47,3 +49,22 @@ def test_the_collection_of_eight_gpus_is_cheap(tmp_path):
         scrape(exporter)
         per_scrape = sum(nvml.calls.values()) - calls_before
     assert per_scrape <= 8 * 25, per_scrape  # about 21 cheap calls a GPU; unsupported fields are not asked
+
+
+@pytest.mark.parametrize("error,allowed,up,kinds", [
+    # a machine without the driver: healthy with no GPUs when allowed (the local stack), failing otherwise
+    (pynvml.NVML_ERROR_LIBRARY_NOT_FOUND, True, 1, {}),
+    (pynvml.NVML_ERROR_DRIVER_NOT_LOADED, True, 1, {}),
+    (pynvml.NVML_ERROR_LIBRARY_NOT_FOUND, False, 0, {"library_not_found"}),
+    # a driver that is there but cannot be used is a failure even when a missing one is allowed
+    (pynvml.NVML_ERROR_NO_PERMISSION, True, 0, {"no_permission"}),
+])
+def test_a_machine_without_the_driver_is_healthy_only_when_allowed(tmp_path, error, allowed, up, kinds):
+    nvml = FakeNVML()
+    nvml.init_error = error
+    with running(nvml, tmp_path, allow_no_gpu=allowed) as exporter:
+        values = samples(scrape(exporter))
+    assert values["medobs_gpu_up"] == up
+    assert {key.partition("kind=")[2].rstrip("}") for key in named(values, "medobs_gpu_scrape_errors_total")} == set(kinds)
+    assert len(named(values, "medobs_gpu_nvml_unavailable")) == 1  # why there is no GPU is still said
+    assert not named(values, "medobs_gpu_info")

@@ -4,6 +4,7 @@ tests/integration/test_inference_bench.py)."""
 from __future__ import annotations
 
 import importlib.util
+import sys
 
 from prometheus_client import CollectorRegistry, generate_latest
 
@@ -18,6 +19,7 @@ def load_bench():
     spec = importlib.util.spec_from_file_location("inference_proxy_bench", BENCH)
     assert spec and spec.loader
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclasses look their module up there
     spec.loader.exec_module(module)
     return module
 

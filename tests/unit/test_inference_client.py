@@ -112,7 +112,6 @@ def test_client_and_proxy_expose_the_same_families_and_labels(sim):
             ))
     finally:
         server.shutdown()
-        server.server_close()
     client, sidecar = Exposition(client_registry), settled(proxy_registry)
     assert set(client.families) == set(sidecar.families)
     for name in (catalog.REQUESTS.name, catalog.REQUEST_DURATION.count, catalog.IMAGES.name):

@@ -3,6 +3,7 @@
 import http.server
 import json
 import logging
+import socket
 import socketserver
 import threading
 import time
@@ -11,7 +12,7 @@ import pytest
 import requests
 from prometheus_client import CollectorRegistry
 
-from exporters.inference.proxy import InferenceProxy
+from exporters.inference.proxy import InferenceProxy, Limits
 from exporters.inference.recorder import RequestMetrics
 from medobs.core.catalog import inference as catalog
 from tests.conftest import free_port
@@ -27,9 +28,9 @@ from tests.inference_support import (
 class Proxied:
     """A proxy in front of ``upstream``, its registry, and its URL."""
 
-    def __init__(self, upstream: str, timeout: float = 5.0):
+    def __init__(self, upstream: str, timeout: float = 5.0, limits: Limits = Limits()):
         self.registry = CollectorRegistry()
-        self.proxy = InferenceProxy(upstream, [MODEL], RequestMetrics(self.registry), timeout=timeout)
+        self.proxy = InferenceProxy(upstream, [MODEL], RequestMetrics(self.registry), timeout=timeout, limits=limits)
         self.server = self.proxy.start(("127.0.0.1", 0))
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
 
@@ -41,7 +42,6 @@ class Proxied:
 
     def close(self) -> None:
         self.server.shutdown()
-        self.server.server_close()
 
 
 @pytest.fixture
@@ -149,6 +149,75 @@ def test_versioned_paths_and_chunked_bodies_are_forwarded(proxied):
     assert proxy.metrics().value(catalog.IMAGES.name, model=MODEL) == 2
 
 
+def test_a_large_body_streams_to_tf_serving_and_is_counted():
+    """A body over the part the proxy holds (64 KiB) goes on as it arrives, its length declared."""
+    with simulated_tfserving() as (_, url):
+        proxy = Proxied(url)
+        try:
+            body = json.dumps({"instances": [[0.25] * 1000] * 100}).encode()  # ~600 KB
+            assert len(body) > 1 << 16
+            answer = requests.post(f"{proxy.url}/v1/models/{MODEL}:predict", data=body, timeout=5)
+            chunked = requests.post(f"{proxy.url}/v1/models/{MODEL}:predict", data=iter([body[:70000], body[70000:]]),
+                                    timeout=5)
+        finally:
+            proxy.close()
+    assert [len(a.json()["predictions"]) for a in (answer, chunked)] == [100, 100]
+    assert proxy.metrics().value(catalog.IMAGES.name, model=MODEL) == 200
+
+
+@pytest.mark.parametrize("chunked", [False, True], ids=["content-length", "chunked"])
+def test_a_body_over_the_limit_gets_413_and_is_recorded(sim, chunked):
+    proxy = Proxied(sim[1], limits=Limits(max_body=1000))
+    body = json.dumps({"instances": [[0.5] * 100] * 10}).encode()
+    try:
+        answer = requests.post(f"{proxy.url}/v1/models/{MODEL}:predict", data=iter([body]) if chunked else body,
+                               timeout=5)
+        small = proxy.predict()
+    finally:
+        proxy.close()
+    assert (answer.status_code, answer.json()) == (413, {"error": "request body over the proxy's limit of 1000 bytes"})
+    assert small.status_code == 200
+    assert proxy.metrics().value(catalog.REQUESTS.name, outcome="http_error", code="413") == 1
+
+
+def test_an_answer_over_the_counted_size_streams_whole_and_is_counted_without_images():
+    predictions = json.dumps({"predictions": [[0.5] * 100] * 500}).encode()  # ~250 KB
+    upstream = RawUpstream(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%b"
+                           % (len(predictions), predictions))
+    chunked_upstream = RawUpstream(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n%x\r\n%b\r\n0\r\n\r\n"
+                                   % (len(predictions), predictions))
+    answers, recorded = [], []
+    for source in (upstream, chunked_upstream):
+        proxy = Proxied(source.url, limits=Limits(counted_answer=1000))
+        try:
+            answers.append(proxy.predict(500))
+        finally:
+            proxy.close()
+            source.close()
+        recorded.append(proxy.metrics())
+    assert [a.content for a in answers] == [predictions, predictions]
+    assert answers[0].headers["Content-Length"] == str(len(predictions))
+    assert answers[1].headers["Transfer-Encoding"] == "chunked"  # the length was not known when it began
+    for out in recorded:
+        assert out.value(catalog.REQUESTS.name, outcome="ok", code="200") == 1
+        assert out.value(catalog.IMAGES.name) is None  # not held, so not counted
+
+
+def test_an_absolute_url_never_reaches_another_host(proxied):
+    _, proxy = proxied
+    host, port = proxy.url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=5) as connection:
+        connection.sendall(b"GET http://169.254.169.254/latest/meta-data/ HTTP/1.1\r\nHost: 169.254.169.254\r\n\r\n")
+        answer = connection.recv(4096)
+    assert answer.startswith(b"HTTP/1.1 400 ") and b"the request target must be a path" in answer
+
+
+def test_a_head_request_gets_tf_servings_headers_without_a_body(proxied):
+    _, proxy = proxied
+    answer = requests.head(f"{proxy.url}/v1/models/{MODEL}", timeout=5)
+    assert answer.status_code == 501 and answer.content == b""  # BaseHTTPRequestHandler's answer to HEAD
+
+
 def test_expect_100_continue_is_answered_by_the_proxy_before_the_body(proxied):
     _, proxy = proxied
     body = json.dumps({"instances": [[0.5]]}).encode()
@@ -223,7 +292,6 @@ class RawUpstream:
 
     def close(self):
         self.server.shutdown()
-        self.server.server_close()
 
 
 PREDICTIONS = json.dumps({"predictions": [[0.2, 0.8], [0.6, 0.4]]}).encode()
@@ -255,7 +323,7 @@ def test_answers_without_a_content_length_are_read_whole(answer):
 @pytest.mark.parametrize(
     "answer,error",
     [
-        (b"SSH-2.0-OpenSSH_9.2\r\n", "TF Serving's answer is not HTTP: b'SSH-2.0-OpenSSH_9.2\\r\\n'"),
+        (b"SSH-2.0-OpenSSH_9.2\r\n", "TF Serving's answer is not HTTP: b'SSH-2.0-OpenSSH_9.2'"),
         (b"HTTP/1.1 200 OK\r\nContent-Length: 500\r\n\r\n" + PREDICTIONS,
          "TF Serving closed the connection in the middle of its answer"),
         (b"", "TF Serving closed the connection"),

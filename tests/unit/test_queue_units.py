@@ -10,8 +10,9 @@ from prometheus_client.openmetrics.exposition import (
 )
 from prometheus_client.parser import text_string_to_metric_families
 
+from exporters.queue.client import HttpClient
 from exporters.queue.counters import MonotonicCounters
-from exporters.queue.model import Depth
+from exporters.queue.model import Depth, count
 from exporters.queue.plugin import parse
 from exporters.queue.selection import QueueFilter, cap
 from exporters.queue.topology import DlqPattern, topic_matches
@@ -127,3 +128,29 @@ def _parsed(text, encoder):
     else:
         families = text_string_to_metric_families(text)
     return [(s.name, sorted(s.labels.items()), repr(float(s.value))) for family in families for s in family.samples]
+
+
+@pytest.mark.parametrize("text,items", [
+    ("[]", []), (" [ ] \n", []), ('[{"a": 1}]', [{"a": 1}]), ('[1, "two", null , {"x": [3]}]', [1, "two", None, {"x": [3]}]),
+])
+def test_json_items_decode_one_at_a_time(monkeypatch, text, items):
+    client = HttpClient(None, None)
+    monkeypatch.setattr(client, "_read", lambda url, deadline: bytearray(text.encode()))
+    assert list(client.get_items("http://broker/api/x", base.Deadline(1))) == items
+
+
+@pytest.mark.parametrize("text", ["", "{}", "[1,", "[1 2]", "[1] x", "[,]", '["a",]', "[" * 100000])
+def test_json_items_refuse_what_is_not_a_list_as_malformed(monkeypatch, text):
+    client = HttpClient(None, None)
+    monkeypatch.setattr(client, "_read", lambda url, deadline: bytearray(text.encode()))
+    with pytest.raises(base.CollectionError) as raised:
+        list(client.get_items("http://broker/api/x", base.Deadline(1)))
+    assert raised.value.kind == "malformed"
+
+
+@pytest.mark.parametrize("raw,expected", [
+    (None, 0), (0, 0), (7, 7), (7.0, 7), (2**53, 2**53), (2**53 + 1, None), (10**400, None), (float("inf"), None),
+    (float("nan"), None), (-1, None), (2.5, None), (True, None), ("3", None), ([3], None),
+])
+def test_count_refuses_impossible_numbers(raw, expected):
+    assert count(raw) == expected

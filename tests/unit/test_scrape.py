@@ -26,7 +26,7 @@ def test_kubernetes_discovery_blocks_use_upstream_fields_and_meta_labels():
             assert "namespaces" not in sd  # nodes are not namespaced
             allowed: tuple[str, ...] = ("__meta_kubernetes_node_",)
         else:
-            assert sd["namespaces"] == {"names": [scrape_jobs.job(job["job_name"]).k8s_namespace]}
+            assert sd["namespaces"] == {"names": [scrape_jobs.job(job["job_name"]).namespace]}
             allowed = ("__meta_kubernetes_namespace", "__meta_kubernetes_pod_")
         if sd["role"] == "endpoints":
             allowed += ("__meta_kubernetes_service_", "__meta_kubernetes_endpoint_")
@@ -38,7 +38,7 @@ def test_kubernetes_discovery_blocks_use_upstream_fields_and_meta_labels():
 def test_platform_jobs_select_the_platform_namespace_and_cluster_jobs_their_own():
     config = yaml.safe_load((BUILT / "prometheus-kubernetes.yml").read_text())
     namespaces = {j["job_name"]: j["kubernetes_sd_configs"][0].get("namespaces", {}).get("names") for j in config["scrape_configs"]}
-    assert namespaces["api-gateway"] == [scrape_jobs.NAMESPACE]
+    assert namespaces["api-gateway"] == [scrape_jobs.namespace()]
     assert namespaces["kube-state-metrics"] == ["monitoring"]
     assert namespaces["cert-manager"] == ["cert-manager"]
     assert namespaces["cadvisor"] is None
@@ -56,7 +56,7 @@ def test_cadvisor_reads_every_kubelet_over_https_with_the_service_account():
     assert cadvisor["tls_config"] == {"ca_file": "/var/run/secrets/kubernetes.io/serviceaccount/ca.crt"}
     assert cadvisor["honor_labels"] is True and cadvisor["honor_timestamps"] is False
     assert cadvisor["metric_relabel_configs"] == [
-        {"source_labels": ["namespace"], "action": "keep", "regex": scrape_jobs.NAMESPACE}
+        {"source_labels": ["namespace"], "action": "keep", "regex": scrape_jobs.namespace()}
     ]
 
 

@@ -10,7 +10,7 @@ from slo import promql
 from slo import spec as spec_module
 from slo.templates import EventsSli
 from tests.conftest import REPO, medobs
-from tests.slo_support import backfilled_prometheus
+from tests.slo_support import backfilled_prometheus, sloth_examples
 
 START = datetime(2024, 1, 31, 23, 0, tzinfo=UTC)
 END = datetime(2024, 3, 1, 1, 0, tzinfo=UTC)
@@ -21,10 +21,10 @@ BACKLOG = (datetime(2024, 2, 20, 8, 0, tzinfo=UTC), datetime(2024, 2, 20, 11, 0,
 GATEWAY = 'job="api-gateway", method="GET", uri="/api/v1/studies"'
 QUEUE = 'vhost="/", queue="medical_data", role="work"'
 DLQ = 'vhost="/", queue="medical_data.dlq", role="dlq"'
-PAGE = ('ALERTS{alertname="ApiGatewayAvailabilityBudgetBurn", alertstate="firing", long_window="1h", '
-        'service="api-gateway", severity="critical", short_window="5m", slo="availability", team="platform"}')
-TICKET = PAGE.replace('long_window="1h"', 'long_window="1d"').replace('short_window="5m"', 'short_window="2h"').replace(
-    "critical", "warning")
+PAGE = ('ALERTS{alertname="ApiGatewayAvailabilityBudgetBurn", alertstate="firing", service="api-gateway", '
+        'severity="critical", slo="availability", sloth_id="api-gateway-availability", sloth_service="api-gateway", '
+        'sloth_severity="page", sloth_slo="availability", team="platform"}')
+TICKET = PAGE.replace('sloth_severity="page"', 'sloth_severity="ticket"').replace("critical", "warning")
 PENDING = 'ALERTS{alertname="Other", alertstate="pending", service="api-gateway", slo="availability"}'
 
 
@@ -100,7 +100,7 @@ def test_only_rate_and_increase_of_selectors_are_counted_per_step(query):
 def test_every_counter_sli_is_counted_per_step_in_valid_promql():
     """The platform's specs and Sloth's examples: each rate() / increase() SLI query, rewritten,
     parses as PromQL and no longer reads a window."""
-    files = sorted((REPO / "slo" / "specs").glob("*.yaml")) + sorted((REPO / "tests" / "data" / "sloth").glob("*.yml"))
+    files = sorted((REPO / "slo" / "specs").glob("*.yaml")) + sloth_examples()
     counted = 0
     for slo in spec_module.all_slos([s for path in files for s in spec_module.load(path, path.name)]):
         if not isinstance(slo.sli, EventsSli) or slo.sli.scale != "rate":

@@ -1,9 +1,11 @@
 """SLO specs: Sloth's prometheus/v1 superset read field by field, and the platform's specs valid
 and justified."""
 
+import dataclasses
 import re
 
 import pytest
+import yaml
 
 from medobs.core.catalog import gateway, inference
 from slo import spec, templates
@@ -111,3 +113,102 @@ def test_spec_files_of_a_folder_are_sorted_and_an_empty_folder_is_an_error(tmp_p
     (tmp_path / "empty").mkdir()
     with pytest.raises(spec.SpecError, match=r"no \*\.yaml spec files"):
         spec.spec_files([tmp_path / "empty"])
+
+
+SLOTH = REPO / "tests" / "data" / "sloth"
+
+
+def _unsourced(specs: list[spec.Spec]) -> list[spec.SLO]:
+    return [dataclasses.replace(slo, source="") for slo in spec.all_slos(specs)]
+
+
+@pytest.mark.parametrize("kubernetes, twin", [
+    ("k8s-getting-started.yml", "getting-started.yml"),
+    ("k8s-multifile.yml", "multifile.yml"),
+    ("managed-prometheus-getting-started.yml", "getting-started.yml"),
+])
+def test_the_kubernetes_form_reads_into_the_same_slos_as_its_prometheus_v1_twin(kubernetes, twin):
+    crd, plain = _unsourced(spec.load(SLOTH / kubernetes)), _unsourced(spec.load(SLOTH / twin))
+    if twin == "multifile.yml":  # upstream's Kubernetes copy gives myservice2 myservice's queries
+        crd, plain = crd[:1], plain[:1]
+    assert crd == plain
+    assert crd[0].alerting.ticket.labels == {"severity": "slack", "slack_channel": "#alerts-myteam"}
+
+
+def test_an_object_exported_from_a_cluster_reads_with_its_metadata_and_status(tmp_path):
+    exported = (SLOTH / "k8s-getting-started.yml").read_text().replace(
+        "  namespace: monitoring\n", "  namespace: monitoring\n  uid: 0d5c\n  resourceVersion: '42'\n  generation: 3\n"
+    ) + "status:\n  processedSLOs: 1\n  promOpRulesGenerated: true\n"
+    assert _unsourced(spec.load(write_spec(tmp_path, exported))) == _unsourced(spec.load(SLOTH / "getting-started.yml"))
+
+
+def test_a_kubectl_list_of_objects_reads_each_item_and_names_a_bad_one(tmp_path):
+    objects = [d for d in yaml.safe_load_all((SLOTH / "k8s-multifile.yml").read_text()) if d]
+    listed = {"apiVersion": "v1", "kind": "List", "items": objects, "metadata": {"resourceVersion": ""}}
+    loaded = spec.load(write_spec(tmp_path, yaml.safe_dump(listed)))
+    assert _unsourced(loaded) == _unsourced(spec.load(SLOTH / "k8s-multifile.yml"))
+    objects[1]["spec"]["slos"][0]["objective"] = 100
+    with pytest.raises(spec.SpecError, match=r"spec\.yaml \(items\[1\]\): spec\.slos\[0\]\.objective: 100 is outside"):
+        spec.load(write_spec(tmp_path, yaml.safe_dump(listed)))
+
+
+def test_disabled_alerts_of_the_kubernetes_form_are_in_the_model(tmp_path):
+    text = (SLOTH / "k8s-getting-started.yml").read_text().replace(
+        "        pageAlert:\n", "        pageAlert:\n          disable: true\n").replace(
+        "        ticketAlert:\n", "        ticketAlert:\n          disable: true\n")
+    (slo,) = spec.load(write_spec(tmp_path, text))[0].slos
+    assert slo.alerting.page.disable and slo.alerting.ticket.disable
+    assert slo.alerting.ticket.labels == {"severity": "slack", "slack_channel": "#alerts-myteam"}
+
+
+def test_openslo_v1alpha_objectives_become_slos_with_error_as_total_minus_good():
+    slos = {slo.name: slo for slo in spec.all_slos(spec.load(SLOTH / "openslo-kubernetes-apiserver.yml"))}
+    assert {name: (str(slo.objective), slo.period, slo.service) for name, slo in slos.items()} == {
+        "requests-availability-openslo": ("99.9", "30d", "k8s-apiserver"),
+        "requests-latency-openslo-1": ("99.0", "30d", "k8s-apiserver"),
+        "requests-latency-openslo-2": ("99.9", "30d", "k8s-apiserver"),
+    }
+    sli = slos["requests-latency-openslo-1"].sli
+    assert sli.total_query == 'sum(rate(apiserver_request_duration_seconds_count{verb!="WATCH"}[{{.window}}]))'
+    assert sli.error_query == (f"({sli.total_query}) - "
+                               '(sum(rate(apiserver_request_duration_seconds_bucket{le="0.4",verb!="WATCH"}[{{.window}}])))')
+    assert sli.scale == "rate"
+
+
+def test_a_file_may_mix_sloth_and_openslo_documents(tmp_path):
+    mixed = (SLOTH / "getting-started.yml").read_text() + "\n---\n" + (SLOTH / "openslo-getting-started.yml").read_text()
+    keys = [slo.key for slo in spec.all_slos(spec.load(write_spec(tmp_path, mixed)))]
+    assert keys == ["myservice/requests-availability", "my-service/sloth-slo-my-service"]
+
+
+ENVIRONMENT = BASE.replace("slos:", "labels: {env: prod, team: web}\nslos:")
+
+
+def test_the_same_slo_per_environment_is_two_slos_told_apart_by_their_labels(tmp_path):
+    write_spec(tmp_path, ENVIRONMENT, "prod.yaml")
+    write_spec(tmp_path, ENVIRONMENT.replace("env: prod", "env: staging"), "staging.yaml")
+    prod, staging = spec.all_slos(spec.load_all([tmp_path]))
+    assert prod.key == staging.key == "shop/availability"
+    assert (prod.labels["env"], staging.labels["env"]) == ("prod", "staging")
+    assert prod.identity != staging.identity
+    write_spec(tmp_path, ENVIRONMENT.replace("team: web", "team: web2").replace("env: prod", "env: staging"), "x.yaml")
+    assert len(spec.all_slos(spec.load_all([tmp_path]))) == 3
+
+
+def test_the_same_slo_with_the_same_labels_twice_is_refused(tmp_path):
+    write_spec(tmp_path, ENVIRONMENT, "a.yaml")
+    write_spec(tmp_path, ENVIRONMENT, "b.yaml")
+    with pytest.raises(spec.SpecError, match=r"b\.yaml: SLO shop/availability is also defined in \S*a\.yaml with the "
+                                             r"same labels \(env='prod', team='web'\)$"):
+        spec.load_all([tmp_path])
+
+
+def test_scrape_interval_defaults_to_a_minute_and_an_slo_overrides_the_spec(tmp_path):
+    (slo,) = spec.load(write_spec(tmp_path, BASE))[0].slos
+    assert slo.scrape_interval == "1m"
+    text = BASE.replace("slos:", "scrape_interval: 30s\nslos:") + BASE.split("slos:\n")[1].replace(
+        "availability", "other").replace("    objective:", "    scrape_interval: 2m\n    objective:")
+    first, second = spec.load(write_spec(tmp_path, text))[0].slos
+    assert (first.scrape_interval, second.scrape_interval) == ("30s", "2m")
+    kubernetes = (SLOTH / "k8s-getting-started.yml").read_text().replace("  slos:", "  scrapeInterval: 15s\n  slos:")
+    assert spec.load(write_spec(tmp_path, kubernetes, "k.yaml"))[0].slos[0].scrape_interval == "15s"

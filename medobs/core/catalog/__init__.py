@@ -108,8 +108,14 @@ def metric(
     return entry
 
 
+_BUILD_INFO_HELP = "1, with the exporter's version, source revision and Python version."
+_BUILD_INFO_LABELS = ("version", "revision", "python")
+
+
 def exporter_health(prefix: str, source: str, what: str) -> tuple[Metric, Metric, Metric, Metric]:
-    """The four self-health metrics every exporter of ours exposes, under ``prefix``."""
+    """The four self-health metrics every exporter of ours exposes, under ``prefix`` (and its
+    ``{prefix}_build_info``, found from the ``up`` entry by :func:`build_info`)."""
+    metric(f"{prefix}_build_info", "gauge", _BUILD_INFO_HELP, source=source, labels=_BUILD_INFO_LABELS)
     return (
         metric(f"{prefix}_up", "gauge", f"1 if the last collection from {what} succeeded, else 0.", source=source),
         metric(
@@ -134,6 +140,13 @@ def exporter_health(prefix: str, source: str, what: str) -> tuple[Metric, Metric
             unit="seconds",
         ),
     )
+
+
+def build_info(up: Metric) -> Metric:
+    """The ``*_build_info`` entry of the exporter whose ``*_up`` entry is ``up`` (made up for one
+    outside the catalog, a test's)."""
+    name = up.name.removesuffix("_up") + "_build_info"
+    return ALL.get(name) or Metric(name, "gauge", _BUILD_INFO_HELP, up.source, _BUILD_INFO_LABELS)
 
 
 _SERIES_SUFFIXES = ("_bucket", "_sum", "_count")

@@ -92,6 +92,6 @@ NODE_UP = metric(
 READ_ERRORS = metric(
     "medobs_queue_read_errors_total", "counter",
     "Failed reads that did not fail the whole collection (one node, a background topology or details "
-    "refresh), by source and kind.",
+    "refresh, queues left out for impossible numbers), by source and kind.",
     source=SOURCE, labels=("source", "kind"),
 )

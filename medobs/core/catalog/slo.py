@@ -1,8 +1,10 @@
 """Recording rules the SLO compiler generates (``medobs slo build``), as the SLO dashboard,
-reports and alerts query them. Every series carries ``service`` and ``slo`` labels.
+reports and alerts query them. Every series carries ``service`` and ``slo`` labels, Sloth's
+``sloth_id``, ``sloth_service`` and ``sloth_slo`` and the spec's labels: the SLI's own labels are
+aggregated away, so none of them can collide with these.
 
-The windows are a contract: ``slo/windows.py`` computes the alert windows of each period and a
-test checks that they are the ones declared here.
+The windows are a contract: ``slo/windows.py`` computes the windows of each period and a test
+checks that they are the ones declared here.
 """
 
 from medobs.core.catalog import metric
@@ -10,19 +12,14 @@ from medobs.core.catalog import metric
 SOURCE = "medobs-slo"
 _SLO = ("service", "slo")
 
-#: Windows of the error-ratio recording rules: the SRE Workbook's alert windows ...
+#: Windows of the error-ratio recording rules: the SRE Workbook's alert windows, the same for
+#: every period (slo/windows.py scales the burn factors instead) ...
 ALERT_WINDOWS = ("5m", "30m", "1h", "2h", "6h", "1d", "3d")
 #: ... and the SLO periods the specs may choose.
 PERIODS = ("7d", "28d", "30d")
-#: The alert windows each period's alerts use: the Workbook's (for 30 days) scaled to the period,
-#: to whole minutes. Every SLO also records ALERT_WINDOWS, whatever its period, for the dashboard.
-SCALED_ALERT_WINDOWS = {
-    "7d": ("1m", "7m", "14m", "28m", "1h24m", "5h36m", "16h48m"),
-    "28d": ("5m", "28m", "56m", "1h52m", "5h36m", "22h24m", "2d19h12m"),
-    "30d": ALERT_WINDOWS,
-}
-#: Every window an SLO may record events and error ratios for.
-EVENT_WINDOWS = tuple(dict.fromkeys(ALERT_WINDOWS + sum(SCALED_ALERT_WINDOWS.values(), ())))
+#: The window whose bad and total events are recorded: the current burn rate and the period's
+#: counted events read them.
+BASE_WINDOW = "5m"
 
 ERROR_RATIO = {
     window: metric(
@@ -30,25 +27,19 @@ ERROR_RATIO = {
         f"Share of bad events over the last {window} (0 when there was no traffic).",
         source=SOURCE, labels=_SLO, unit="ratio",
     )
-    for window in EVENT_WINDOWS + PERIODS
+    for window in ALERT_WINDOWS + PERIODS
 }
-ERROR_EVENTS = {
-    window: metric(
-        f"slo:sli_error_events:rate{window}", "gauge",
-        f"Bad events over the last {window}, as the SLI's error query counts them (events per second "
-        "for rate() queries, events or time slices for counting ones); 0 when none.",
-        source=SOURCE, labels=_SLO,
-    )
-    for window in EVENT_WINDOWS
-}
-TOTAL_EVENTS = {
-    window: metric(
-        f"slo:sli_total_events:rate{window}", "gauge",
-        f"All events over the last {window}, in the same unit as slo:sli_error_events:rate{window}.",
-        source=SOURCE, labels=_SLO,
-    )
-    for window in EVENT_WINDOWS
-}
+ERROR_EVENTS = metric(
+    f"slo:sli_error_events:rate{BASE_WINDOW}", "gauge",
+    f"Bad events over the last {BASE_WINDOW}, as the SLI's error query counts them (events per second "
+    "for rate() queries, events for counting ones); 0 when none.",
+    source=SOURCE, labels=_SLO,
+)
+TOTAL_EVENTS = metric(
+    f"slo:sli_total_events:rate{BASE_WINDOW}", "gauge",
+    f"All events over the last {BASE_WINDOW}, in the same unit as slo:sli_error_events:rate{BASE_WINDOW}.",
+    source=SOURCE, labels=_SLO,
+)
 SLICE_ERROR = metric(
     "slo:sli_slice_error:bool", "gauge",
     "Time-slice SLIs: 1 when the slice at this evaluation is bad, 0 when good, absent when the "
@@ -64,7 +55,13 @@ ERROR_BUDGET = metric(
     source=SOURCE, labels=_SLO, unit="ratio",
 )
 PERIOD_DAYS = metric(
-    "slo:period:days", "gauge", "Length of the SLO period in days.", source=SOURCE, labels=_SLO,
+    "slo:time_period:days", "gauge", "Length of the SLO period in days (Sloth's name).", source=SOURCE, labels=_SLO,
+)
+INFO = metric(
+    "sloth_slo_info", "gauge",
+    "Always 1: one series per SLO, labelled like Sloth's (sloth_id, sloth_service, sloth_slo, sloth_spec, "
+    "sloth_objective), so Sloth's Grafana dashboards list medobs SLOs.",
+    source=SOURCE, labels=_SLO,
 )
 PERIOD_BURN_RATE = metric(
     "slo:period_burn_rate:ratio", "gauge",
