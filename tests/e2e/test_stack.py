@@ -55,7 +55,8 @@ def test_the_simulator_is_isolated_and_sends_predicts_through_the_sidecar(tmp_pa
 
 def test_every_target_is_up_and_the_gpu_exporter_reports_no_gpu(healthy_stack):
     """The acceptance of `make up`: every Prometheus target up (from /api/v1/targets), the GPU
-    exporter's own medobs_gpu_up 0 on this machine without a GPU, and the platform's telemetry
+    exporter's own medobs_gpu_up 1 with the reason on this machine without a GPU (the stack runs it
+    with --allow-no-gpu, so a healthy stack alerts on nothing), and the platform's telemetry
     flowing: the sidecar's proxy in the predict path, cAdvisor and kube-state-metrics shapes."""
     running_stack = healthy_stack
     targets = running_stack.targets()
@@ -67,7 +68,7 @@ def test_every_target_is_up_and_the_gpu_exporter_reports_no_gpu(healthy_stack):
                for r in running_stack.query(f'{postgres.IS_REPLICA.name}{{job="postgresql"}}')}
     assert servers == {running_stack.stack.address("postgresql"): 0,
                        running_stack.stack.address("postgres-replica-exporter"): 1}
-    assert running_stack.value(f'{gpu.UP.name}{{job="gpu"}}') == 0
+    assert running_stack.value(f'{gpu.UP.name}{{job="gpu"}}') == 1
     assert running_stack.value(f'{gpu.NVML_UNAVAILABLE.name}{{job="gpu"}}') == 1
     assert running_stack.value(f'{inference.UP.name}{{job="inference-exporter"}}') == 1
     window = f"{4 * SCRAPE_INTERVAL}s"
@@ -93,7 +94,7 @@ def printed_rows(lines: list[str]) -> list[list[str]]:
 
 def test_up_prints_every_target_up_and_where_everything_is(running_stack):
     """What `make up` ends with: the health table (every job's targets up, the exporters' own
-    health beside them, the GPU exporter's 0 here), then the addresses, each answering."""
+    health beside them, the GPU exporter's reason for having no GPU here), then the addresses, each answering."""
     lines = running_stack.up_output.splitlines()
     start = lines.index(next(line for line in lines if line.startswith("JOB ")))
     end = lines.index("", start)
@@ -107,7 +108,8 @@ def test_up_prints_every_target_up_and_where_everything_is(running_stack):
     for job, instance, _, *note in rows:
         if job in stack.SELF_HEALTH:
             (text,) = note
-            assert text.startswith(f"{stack.SELF_HEALTH[job].name} {0 if job == 'gpu' else 1}"), (job, instance, text)
+            assert text.startswith(f"{stack.SELF_HEALTH[job].name} 1"), (job, instance, text)
+            assert (job == "gpu") == ("(no GPU here: " in text), (job, instance, text)
         else:
             assert note == [], (job, instance, note)
     assert "(no GPU here: " in next(row[3] for row in rows if row[0] == "gpu")
@@ -148,7 +150,7 @@ def test_up_again_starts_no_duplicates_and_status_shows_every_target(running_sta
     assert status.count("running") >= len(stack.COMPONENTS)
     for job in scrape_jobs.JOB_NAMES:
         assert f"\n{job} " in status
-    assert "medobs_gpu_up 0 (no GPU here: " in status
+    assert "medobs_gpu_up 1 (no GPU here: " in status
 
 
 def test_logs_show_the_component_log(running_stack):

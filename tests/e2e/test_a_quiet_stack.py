@@ -3,7 +3,9 @@ without a GPU (tests/stack_support.py): with the production rules shortened as t
 end-to-end test shortens them (every ``for`` and window at most a minute, so that everything that
 would ever fire on a healthy stack fires within the test), on a Prometheus started empty, nothing
 but the heartbeat (severity ``none``, matched by severity so a rename does not matter) is firing
-or pending once the first evaluation cycles are over, and through two minutes after."""
+or pending once the first evaluation cycles are over, and through two minutes after. The file's
+name puts it first among the end-to-end tests (they run in file order on one worker): on the stack
+as `make up` leaves it, before other tests' faults leave scaled-out deployments behind."""
 
 from __future__ import annotations
 
