@@ -13,7 +13,8 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import TypeVar
 from pathlib import Path
 
 import bcrypt
@@ -29,6 +30,9 @@ EXPORTERS = {
     "queue": ("medobs_queue", ["--rabbitmq-url", "http://127.0.0.1:1"]),
     "inference": ("medobs_inference", ["--tfserving-url", "http://127.0.0.1:1", "--model", "m", "--probe-interval", "0"]),
 }
+
+
+T = TypeVar("T")
 
 
 def free_ipv6_port() -> int:
@@ -72,6 +76,19 @@ def start(name: str, *flags: str) -> subprocess.Popen:
     )
 
 
+def once_listening(process: subprocess.Popen, attempt: Callable[[], T], refused: type[Exception] = requests.ConnectionError) -> T:
+    """``attempt()``'s result once the exporter ``process`` listens (retried while it is ``refused``);
+    an AssertionError with the exporter's output when it exits or does not listen within 30 s."""
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            return attempt()
+        except refused:
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise AssertionError(f"the exporter did not listen:\n{process.communicate()[0]}") from None
+            time.sleep(0.1)
+
+
 @pytest.fixture(params=sorted(EXPORTERS))
 def secured(request, tls) -> Iterator[tuple[str, str]]:
     """An exporter on ``https://[::1]:PORT`` with TLS and a bcrypt user; yields (name, base URL)."""
@@ -79,15 +96,7 @@ def secured(request, tls) -> Iterator[tuple[str, str]]:
     process = start(request.param, "--web.listen-address", f"[::1]:{port}", "--web.config.file", str(good_config(tls)))
     base = f"https://[::1]:{port}"
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                requests.get(f"{base}/healthz", verify=tls / "cert.pem", timeout=2)
-                break
-            except requests.ConnectionError:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    raise AssertionError(f"the {request.param} exporter did not listen:\n{process.communicate()[0]}")
-                time.sleep(0.1)
+        once_listening(process, lambda: requests.get(f"{base}/healthz", verify=tls / "cert.pem", timeout=2))
         yield request.param, base
     finally:
         process.send_signal(signal.SIGTERM)
@@ -132,14 +141,7 @@ def test_a_plain_http_listener_on_every_ipv6_and_ipv4_address_with_another_path(
     port = free_port()
     process = start("queue", "--web.listen-address", f"[::]:{port}", "--web.telemetry-path", "/custom")
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                v4 = requests.get(f"http://127.0.0.1:{port}/custom", timeout=5)
-                break
-            except requests.ConnectionError:
-                assert process.poll() is None and time.monotonic() < deadline, process.communicate()[0]
-                time.sleep(0.1)
+        v4 = once_listening(process, lambda: requests.get(f"http://127.0.0.1:{port}/custom", timeout=5))
         v6 = requests.get(f"http://[::1]:{port}/custom", timeout=5)
         assert v4.status_code == v6.status_code == 200 and "medobs_queue_build_info{" in v6.text
         assert requests.get(f"http://127.0.0.1:{port}/metrics", timeout=5).status_code == 404
@@ -153,14 +155,7 @@ def test_a_half_sent_request_is_closed_after_the_idle_timeout():
     port = free_port()
     process = start("gpu", "--listen", f"127.0.0.1:{port}", "--web.idle-timeout", "1")
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                sock = socket.create_connection(("127.0.0.1", port), timeout=10)
-                break
-            except OSError:
-                assert process.poll() is None and time.monotonic() < deadline, process.communicate()[0]
-                time.sleep(0.1)
+        sock = once_listening(process, lambda: socket.create_connection(("127.0.0.1", port), timeout=10), OSError)
         with sock:
             sock.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\n")  # and never the blank line
             started = time.monotonic()
@@ -220,14 +215,7 @@ def test_client_certificates_when_a_client_ca_is_given(tls, tmp_path):
     process = start("gpu", "--listen", f"127.0.0.1:{port}", "--web.config.file", str(config))
     url, ca, client = f"https://127.0.0.1:{port}/metrics", tls / "cert.pem", (str(tls / "cert.pem"), str(tls / "key.pem"))
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                answer = requests.get(url, verify=ca, cert=client, timeout=5)
-                break
-            except requests.ConnectionError:
-                assert process.poll() is None and time.monotonic() < deadline, process.communicate()[0]
-                time.sleep(0.1)
+        answer = once_listening(process, lambda: requests.get(url, verify=ca, cert=client, timeout=5))
         assert answer.status_code == 200 and "medobs_gpu_build_info{" in answer.text
         with pytest.raises(requests.exceptions.RequestException):  # no client certificate: the handshake fails
             requests.get(url, verify=ca, timeout=5)
